@@ -1,0 +1,190 @@
+"""The one training loop. Every algorithm is this loop, configured.
+
+    train = init (warm-up collection) + advance (all evaluation periods)
+    evaluation period = chunks_per_eval x chunk, then evaluate
+    chunk             = fit_model, imagine (model-based only), then chunk_steps x (collect, learn)
+
+Everything below `make_train` runs inside one jitted `lax.scan`; `Config` is static, `HParams`
+traced, so `jax.vmap(train)(keys, hparams)` runs many seeds and settings as one program.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxdyna import buffer as rb
+from jaxdyna import model as mdl
+from jaxdyna.config import Config, HParams
+from jaxdyna.envs import EnvState, Transition, env_reset, env_step, evaluate, make_env
+from jaxdyna.networks import deterministic_action, sample_action
+from jaxdyna.sac import AgentState, agent_init, learn, make_nets, sac_target
+from jaxdyna import value_expansion as vx
+
+
+@struct.dataclass
+class TrainState:
+    agent: AgentState
+    env: EnvState
+    real: rb.Buffer                 # real transitions only (the model is fit on these)
+    model: Any                      # ensemble params, optimiser state, normaliser, elites (None: SAC)
+    model_buf: Any                  # imagined transitions (None unless Dyna / MBPO)
+    refit_sizes: Any                # rows added by each of the last `model_retain` imagination rounds
+    key: jax.Array
+    env_steps: jax.Array            # real env steps so far (warm-up included)
+
+
+class Program(NamedTuple):
+    init: Callable[[jax.Array, HParams], TrainState]
+    advance: Callable[[TrainState, HParams], tuple[TrainState, dict]]   # `num_evals` periods
+    train: Callable[[jax.Array, HParams], tuple[TrainState, dict]]
+    num_evals: int
+
+
+def _example_transition(obs_size: int, act_size: int) -> Transition:
+    z = jnp.zeros((), jnp.float32)
+    return Transition(obs=jnp.zeros(obs_size), action=jnp.zeros(act_size), reward=z,
+                      next_obs=jnp.zeros(obs_size), terminal=z)
+
+
+def mix_batches(real: Transition, imagined: Transition, n_real: jax.Array) -> Transition:
+    """Rows [0, n_real) from the real batch, the rest from the imagined one (same fixed shape)."""
+    take_real = jnp.arange(real.reward.shape[0]) < n_real
+
+    def pick(r, m):
+        return jnp.where(take_real.reshape(take_real.shape + (1,) * (r.ndim - 1)), r, m)
+
+    return jax.tree_util.tree_map(pick, real, imagined)
+
+
+def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
+               num_evals: int | None = None) -> Program:
+    """Build the program for `cfg`. `advance` runs `num_evals` evaluation periods (default: all)."""
+    env = make_env(cfg.env, cfg.backend)
+    obs_size, act_size = env.observation_size, env.action_size
+    nets = make_nets(cfg, act_size)
+    ens = mdl.make_ensemble(cfg, obs_size, act_size) if cfg.model == "learned" else None
+    dyna_style = cfg.algo in ("dyna", "mbpo")
+    periods = cfg.num_evals if num_evals is None else num_evals
+
+    def policy_eval(agent):
+        return lambda obs: deterministic_action(nets.actor, agent.actor, obs)
+
+    # --- collect -------------------------------------------------------------------------
+    def collect(state: TrainState, key: jax.Array, random_actions: bool):
+        """Step the real envs once with the exploration policy; push to the real buffer."""
+        obs = state.env.brax.obs
+        if random_actions:
+            action = jax.random.uniform(key, (cfg.num_envs, act_size), minval=-1.0, maxval=1.0)
+        else:
+            action, _ = sample_action(nets.actor, state.agent.actor, obs, key)
+        es, trans, ended_return = env_step(env, state.env, action, cfg.episode_length)
+        state = state.replace(env=es, real=rb.buffer_add(state.real, trans),
+                              env_steps=state.env_steps + cfg.num_envs)
+        return state, ended_return
+
+    # --- learn ---------------------------------------------------------------------------
+    def sample_batch(state: TrainState, key: jax.Array, hp: HParams) -> Transition:
+        """The real-data ratio: `real_ratio` of the batch is real, the rest imagined."""
+        k_real, k_model = jax.random.split(key)
+        real = rb.buffer_sample(state.real, k_real, cfg.batch_size)
+        if state.model_buf is None:
+            return real
+        imagined = rb.buffer_sample(state.model_buf, k_model, cfg.batch_size)
+        n_real = jnp.where(state.model_buf.size > 0, jnp.round(hp.real_ratio * cfg.batch_size), cfg.batch_size)
+        return mix_batches(real, imagined, n_real)
+
+    def target_fn(model_state):
+        if cfg.algo in ("mve", "steve"):
+            return vx.make_target_fn(cfg, nets, env, ens, model_state)
+        return sac_target
+
+    def learn_steps(state: TrainState, key: jax.Array, hp: HParams):
+        """`updates_per_step` gradient steps on batches from the buffers."""
+        tfn = target_fn(state.model)
+
+        def one(agent, k):
+            kb, kl = jax.random.split(k)
+            batch = sample_batch(state, kb, hp)
+            return learn(nets, agent, batch, kl, hp, target_fn=tfn)
+
+        agent, metrics = jax.lax.scan(one, state.agent, jax.random.split(key, cfg.updates_per_step))
+        return state.replace(agent=agent), jax.tree_util.tree_map(jnp.mean, metrics)
+
+    def step(state: TrainState, hp: HParams):
+        key, k_collect, k_learn = jax.random.split(state.key, 3)
+        state, ended = collect(state.replace(key=key), k_collect, random_actions=False)
+        state, metrics = learn_steps(state, k_learn, hp)
+        return state, (metrics, ended)
+
+    # --- fit model + imagine (Dyna family) ----------------------------------------------
+    def refit_and_imagine(state: TrainState, hp: HParams):
+        key, k_fit, k_im = jax.random.split(state.key, 3)
+        state, metrics = state.replace(key=key), {}
+        if cfg.model == "learned":
+            model, metrics = mdl.fit_model(cfg, ens, state.model, state.real, k_fit, hp)
+            state = state.replace(model=model)
+        if not dyna_style:
+            return state, metrics
+        start = rb.buffer_sample(state.real, k_im, cfg.rollout_batch_size)
+        length = mdl.rollout_length(hp, state.env_steps)
+        policy = lambda obs, k: sample_action(nets.actor, state.agent.actor, obs, k)[0]
+        trans, valid = mdl.imagine(cfg, ens, state.model, env, start, policy, length, k_im)
+        model_buf, sizes = mdl.evict_and_add(state.model_buf, state.refit_sizes, trans, valid)
+        metrics = {**metrics, "rollout_length": length,
+                   "imagined_terminal_frac": jnp.sum(trans.terminal * valid) / jnp.maximum(jnp.sum(valid), 1.0),
+                   "model_buffer_size": model_buf.size}
+        return state.replace(model_buf=model_buf, refit_sizes=sizes), metrics
+
+    def chunk(state: TrainState, hp: HParams):
+        extra = {}
+        if cfg.model_based:
+            state, extra = refit_and_imagine(state, hp)
+        state, (metrics, ended) = jax.lax.scan(lambda s, _: step(s, hp), state, None, length=cfg.chunk_steps)
+        metrics = jax.tree_util.tree_map(jnp.mean, metrics)
+        return state, ({**metrics, **extra}, ended)
+
+    def period(state: TrainState, hp: HParams):
+        state, (metrics, ended) = jax.lax.scan(lambda s, _: chunk(s, hp), state, None, length=cfg.chunks_per_eval)
+        metrics = jax.tree_util.tree_map(lambda x: x[-1] if x.ndim else x, metrics)
+        key, k_eval = jax.random.split(state.key)
+        eval_return, eval_length = evaluate(env, policy_eval(state.agent), k_eval, cfg.eval_episodes,
+                                            cfg.episode_length)
+        n_ended = jnp.sum(~jnp.isnan(ended))
+        metrics = {**metrics, "env_steps": state.env_steps, "eval_return": eval_return,
+                   "eval_length": eval_length,
+                   "train_return": jnp.where(n_ended > 0, jnp.nansum(ended) / jnp.maximum(n_ended, 1), jnp.nan)}
+        if progress_fn is not None:
+            jax.debug.callback(progress_fn, metrics)
+        return state.replace(key=key), metrics
+
+    # --- the program ---------------------------------------------------------------------
+    def init(key: jax.Array, hp: HParams) -> TrainState:
+        key, k_env, k_agent, k_model, k_warm = jax.random.split(key, 5)
+        example = _example_transition(obs_size, act_size)
+        model = model_buf = sizes = None
+        if cfg.model == "learned":
+            model = mdl.model_init(cfg, ens, k_model, obs_size, act_size)
+        if cfg.model_based and dyna_style:
+            model_buf = rb.buffer_init(example, cfg.rollout_batch_size * cfg.max_rollout_length * cfg.model_retain)
+            sizes = jnp.zeros(cfg.model_retain, jnp.int32)
+        state = TrainState(agent=agent_init(nets, k_agent, obs_size, hp), env=env_reset(env, k_env, cfg.num_envs),
+                           real=rb.buffer_init(example, cfg.buffer_size), model=model, model_buf=model_buf,
+                           refit_sizes=sizes, key=key, env_steps=jnp.int32(0))
+
+        def warm(s, k):
+            return collect(s, k, random_actions=True)[0], None
+
+        state, _ = jax.lax.scan(warm, state, jax.random.split(k_warm, cfg.warmup_steps // cfg.num_envs))
+        return state
+
+    def advance(state: TrainState, hp: HParams):
+        return jax.lax.scan(lambda s, _: period(s, hp), state, None, length=periods)
+
+    def train(key: jax.Array, hp: HParams):
+        return advance(init(key, hp), hp)
+
+    return Program(init=init, advance=advance, train=train, num_evals=periods)
