@@ -13,7 +13,7 @@ planning may pick actions never tried in an observed state, which the model take
 to the same state with reward 0 (the book's footnote). Dyna-Q is kappa = 0, plan_untried = False.
 
 Hyperparameters are traced, so one compiled program runs any batch of them:
-`make_batched_train(maze, n_steps, max_planning)` is jit(vmap over configs of vmap over seeds).
+`make_batched_rollout(maze, n_steps, max_planning)` is jit(vmap over configs of vmap over runs).
 Planning runs to the static `max_planning` and masks updates past each config's n_planning.
 """
 
@@ -96,9 +96,15 @@ def init_state(env: MazeEnv, key: jax.Array) -> AgentState:
 
 
 def uniform_among(key: jax.Array, allowed: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
-    """Sample an index uniformly among the True entries of the last axis of `allowed`."""
-    logits = jnp.where(allowed, 0.0, -jnp.inf)
-    return jax.random.categorical(key, logits, axis=-1, shape=shape or None)
+    """Index drawn uniformly among the True entries of the last axis of `allowed`.
+
+    One uniform number per draw (cheaper on CPU than Gumbel-max over every entry). The result
+    has shape `shape + allowed.shape[:-1]`; every row must have a True entry.
+    """
+    counts = allowed.sum(axis=-1)
+    u = jax.random.uniform(key, shape + counts.shape)
+    k = jnp.minimum(jnp.floor(u * counts).astype(jnp.int32), counts - 1)
+    return jnp.sum(jnp.cumsum(allowed, axis=-1) <= k[..., None], axis=-1)
 
 
 def epsilon_greedy(key: jax.Array, q_row: jax.Array, epsilon: jax.Array) -> jax.Array:
@@ -161,31 +167,51 @@ def agent_step(env: MazeEnv, max_planning: int, state: AgentState, hp: Hparams
     return state, StepRecord(r, done, s_next)
 
 
-def make_train(maze: Maze, n_steps: int, max_planning: int):
-    """A pure `train(key, hp) -> (final AgentState, StepRecord stacked over n_steps)`.
+def make_rollout(maze: Maze, n_steps: int, max_planning: int):
+    """A pure `rollout(state, hp) -> (state after n_steps real steps, StepRecord stacked over steps)`.
 
     `maze`, `n_steps` and `max_planning` (the largest n_planning it supports) are static.
+    Rollouts chain: two rollouts of T steps give exactly one of 2T steps.
+    """
+    step = functools.partial(agent_step, make_env(maze), max_planning)
+
+    def rollout(state: AgentState, hp: Hparams) -> tuple[AgentState, StepRecord]:
+        return jax.lax.scan(lambda st, _: step(st, hp), state, None, length=n_steps)
+
+    return rollout
+
+
+def make_train(maze: Maze, n_steps: int, max_planning: int):
+    """A pure `train(key, hp) -> (final AgentState, StepRecord stacked over n_steps)` from scratch.
+
+    `vmap(vmap(train, (0, None)), (None, 0))` runs seeds x configs in one compiled program.
     """
     env = make_env(maze)
-    step = functools.partial(agent_step, env, max_planning)
-
-    def train(key: jax.Array, hp: Hparams) -> tuple[AgentState, StepRecord]:
-        def body(state, _):
-            return step(state, hp)
-
-        return jax.lax.scan(body, init_state(env, key), None, length=n_steps)
-
-    return train
+    rollout = make_rollout(maze, n_steps, max_planning)
+    return lambda key, hp: rollout(init_state(env, key), hp)
 
 
 @functools.lru_cache(maxsize=16)
-def make_batched_train(maze: Maze, n_steps: int, max_planning: int):
-    """jit(vmap over configs (vmap over seeds (train))): keys (R,), hp of shape (C,) -> (C, R, ...).
+def make_batched_rollout(maze: Maze, n_steps: int, max_planning: int):
+    """jit of the rollout vmapped over configs and runs: state (C, R, ...), hp (C,) -> (C, R, ...)."""
+    rollout = make_rollout(maze, n_steps, max_planning)
+    return jax.jit(jax.vmap(jax.vmap(rollout, in_axes=(0, None)), in_axes=(0, 0)))
 
-    Every config sees the same seeds (common random numbers across configs).
-    """
-    train = make_train(maze, n_steps, max_planning)
-    return jax.jit(jax.vmap(jax.vmap(train, in_axes=(0, None)), in_axes=(None, 0)))
+
+def init_states(maze: Maze, n_configs: int, runs: int, seed: int = 0) -> AgentState:
+    """Initial states (config, run, ...); every config sees the same run keys (common random numbers)."""
+    keys = jax.random.split(jax.random.key(seed), runs)
+    states = jax.vmap(functools.partial(init_state, make_env(maze)))(keys)
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (n_configs,) + x.shape), states)
+
+
+def _to_numpy(tree):
+    """Device arrays (and key arrays, as raw key data) to numpy."""
+    def convert(x):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x = jax.random.key_data(x)
+        return np.asarray(x)
+    return jax.tree.map(convert, tree)
 
 
 def run(maze: Maze, configs: Sequence[Hparams], runs: int, n_steps: int, seed: int = 0
@@ -195,10 +221,9 @@ def run(maze: Maze, configs: Sequence[Hparams], runs: int, n_steps: int, seed: i
     Returns the final states and step records as numpy arrays with leading axes (config, run).
     """
     max_planning = max(int(c.n_planning) for c in configs)
-    keys = jax.random.split(jax.random.key(seed), runs)
-    final, records = make_batched_train(maze, int(n_steps), max_planning)(keys, stack_hparams(configs))
-    return jax.tree.map(np.asarray, final._replace(rng=jax.random.key_data(final.rng))), \
-        jax.tree.map(np.asarray, records)
+    rollout = make_batched_rollout(maze, int(n_steps), max_planning)
+    final, records = rollout(init_states(maze, len(configs), runs, seed), stack_hparams(configs))
+    return _to_numpy(final), _to_numpy(records)
 
 
 def episode_lengths(done: np.ndarray, n_episodes: int) -> np.ndarray:
@@ -217,21 +242,25 @@ def episode_lengths(done: np.ndarray, n_episodes: int) -> np.ndarray:
 
 
 def run_episodes(maze: Maze, configs: Sequence[Hparams], runs: int, n_episodes: int, seed: int = 0,
-                 initial_steps: int | None = None, max_steps: int = 1_000_000
-                 ) -> tuple[np.ndarray, int]:
+                 chunk_steps: int | None = None, max_steps: int = 1_000_000) -> tuple[np.ndarray, int]:
     """Steps per episode (config, run, episode) for the first n_episodes of every run.
 
-    The budget is episodes but the compiled program scans a static number of real steps; the
-    step budget doubles (a recompile) until every run has finished n_episodes. Runs are
-    sequential scans of their own keys, so a longer budget only extends each run, never changes
-    its prefix. Returns (lengths, steps simulated); raises RuntimeError past max_steps.
+    The budget is episodes but a compiled program scans a static number of real steps, so
+    the runs advance in chunks of `chunk_steps` (one compiled program, reused) until every run
+    has finished n_episodes. Chunking does not change results: rollouts chain exactly.
+    Returns (lengths, steps simulated per run); raises RuntimeError past max_steps.
     """
-    n_steps = initial_steps or 4 * maze.n_states * n_episodes
+    chunk = int(chunk_steps or 4 * maze.n_states * n_episodes)
+    max_planning = max(int(c.n_planning) for c in configs)
+    rollout = make_batched_rollout(maze, chunk, max_planning)
+    state, hp = init_states(maze, len(configs), runs, seed), stack_hparams(configs)
+    done_chunks = []
     while True:
-        _, records = run(maze, configs, runs, n_steps, seed)
-        lengths = episode_lengths(records.done, n_episodes)
+        state, records = rollout(state, hp)
+        done_chunks.append(np.asarray(records.done))
+        n_steps = chunk * len(done_chunks)
+        lengths = episode_lengths(np.concatenate(done_chunks, axis=-1), n_episodes)
         if (lengths >= 0).all():
             return lengths, n_steps
         if n_steps >= max_steps:
             raise RuntimeError(f"some runs did not finish {n_episodes} episodes in {n_steps} steps")
-        n_steps = min(2 * n_steps, max_steps)
