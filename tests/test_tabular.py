@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from jaxdyna.tabular.cli import MazeInputError, add_maze_parser, run_maze
-from jaxdyna.tabular.dyna_q import dyna_q, dyna_q_plus, make_train, run, run_episodes
+from jaxdyna.tabular.dyna_q import dyna_q, dyna_q_plus, make_train, run, run_episodes, to_numpy
 from jaxdyna.tabular.experiments import episode_path_use, opened_cells
 from jaxdyna.tabular.maze import (BLOCKING_MAZE, DYNA_MAZE, SHORTCUT_MAZE, cell, env_step, make_env,
                                   parse_layout, render, shortest_path_length, transition_table)
@@ -174,28 +174,25 @@ def test_dyna_q_plus_finds_the_shortcut(shortcut):
     assert reward_after[1] > reward_after[0]
 
 
-def test_train_matches_batched_run_and_planning_uses_only_the_model():
-    hp = dyna_q_plus(5, kappa=1e-2)
-    final, rec = run(DYNA_MAZE, [dyna_q(3), hp], runs=2, n_steps=300, seed=7)
-    # The pure single-run train() is the batched program's run: same seed, same trajectory.
-    key = jax.random.split(jax.random.key(7), 2)[1]
-    single_final, single_rec = jax.jit(make_train(DYNA_MAZE, 300, 5))(key, hp)
-    np.testing.assert_array_equal(np.asarray(single_rec.cell), rec.cell[1, 1])
-    np.testing.assert_allclose(np.asarray(single_final.q), final.q[1, 1], rtol=1e-6, atol=1e-7)
-
-    changed = final.q != 0
-    visited = final.tried.any(-1, keepdims=True)
-    assert (visited & ~final.tried).any()  # 300 steps leave untried actions in visited states
-    # Dyna-Q updates only pairs it has tried for real.
-    assert changed[0].any() and not (changed[0] & ~final.tried[0]).any()
-    # Dyna-Q+ also plans untried actions of visited states (bonus > 0), never unvisited states.
-    assert (changed[1] & ~final.tried[1]).any()
-    assert not (changed[1] & ~visited[1]).any()
-    # Untried pairs keep the model's default: back to the same state with reward 0.
-    untried = ~final.tried
-    same_state = np.broadcast_to(np.arange(DYNA_MAZE.n_states)[:, None], final.q.shape)
-    assert (final.model_next[untried] == same_state[untried]).all()
-    assert (final.model_reward[untried] == 0).all()
+def test_planning_uses_only_the_model():
+    # make_train's pure train(key, hp), vmapped over 8 seeds; one compile serves both configs.
+    train = jax.jit(jax.vmap(make_train(DYNA_MAZE, 2000, 5), in_axes=(0, None)))
+    keys = jax.random.split(jax.random.key(7), 8)
+    for hp, plus in ((dyna_q(5), False), (dyna_q_plus(5, kappa=1e-2), True)):
+        final, rec = to_numpy(train(keys, hp))
+        changed, tried = final.q != 0, final.tried
+        visited = tried.any(-1, keepdims=True)
+        assert (visited & ~tried).any()  # some actions of visited states remain untried
+        assert changed.any()
+        assert not (changed & ~visited).any()  # never a value for a state never acted in
+        # Dyna-Q updates only pairs tried for real; Dyna-Q+ also plans untried actions (bonus > 0).
+        assert (changed & ~tried).any() == plus
+        # Untried pairs keep the model's default: back to the same state with reward 0.
+        same_state = np.broadcast_to(np.arange(DYNA_MAZE.n_states)[:, None], tried.shape)
+        assert (final.model_next[~tried] == same_state[~tried]).all()
+        assert (final.model_reward[~tried] == 0).all()
+        assert (final.last_tried[tried] > 0).all() and (final.last_tried[~tried] == 0).all()
+        assert (final.t == 2000).all() and rec.done.shape == (8, 2000)
 
 
 # ---------------------------------------------------------------- CLI

@@ -59,7 +59,7 @@ def add_maze_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--gamma", default="0.95", help="discount (default 0.95)")
     p.add_argument("--kappa", default=str(DEFAULT_KAPPA), help=f"Dyna-Q+ bonus scale (default {DEFAULT_KAPPA})")
     p.add_argument("--seed", default="0", help="random seed (default 0)")
-    p.add_argument("--out", help="output directory (default runs/maze/<maze>)")
+    p.add_argument("--out", help="output directory (default results/runs/maze/<maze>)")
     p.set_defaults(func=run_maze)
     return p
 
@@ -150,7 +150,7 @@ def run_maze(args) -> int:
     else:
         episodes = None if args.episodes is None else _number(args.episodes, "--episodes", int, lo=1)
         steps = None if args.steps is None else _number(args.steps, "--steps", int, lo=1)
-    out = Path(args.out) if args.out else Path("runs") / "maze" / maze.name
+    out = Path(args.out) if args.out else Path("results") / "runs" / "maze" / maze.name
 
     if episodes is not None:
         max_steps = _number(args.max_steps, "--max-steps", int, lo=1)

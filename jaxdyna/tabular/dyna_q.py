@@ -95,24 +95,25 @@ def init_state(env: MazeEnv, key: jax.Array) -> AgentState:
     )
 
 
-def uniform_among(key: jax.Array, allowed: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
+def uniform_among(u: jax.Array, allowed: jax.Array) -> jax.Array:
     """Index drawn uniformly among the True entries of the last axis of `allowed`.
 
-    One uniform number per draw (cheaper on CPU than Gumbel-max over every entry). The result
-    has shape `shape + allowed.shape[:-1]`; every row must have a True entry.
+    `u` holds uniform [0, 1) numbers, one per draw, of shape `allowed.shape[:-1]` or
+    broadcastable against it; every row of `allowed` must have a True entry.
     """
     counts = allowed.sum(axis=-1)
-    u = jax.random.uniform(key, shape + counts.shape)
     k = jnp.minimum(jnp.floor(u * counts).astype(jnp.int32), counts - 1)
     return jnp.sum(jnp.cumsum(allowed, axis=-1) <= k[..., None], axis=-1)
 
 
-def epsilon_greedy(key: jax.Array, q_row: jax.Array, epsilon: jax.Array) -> jax.Array:
-    """Random action with probability epsilon, else a greedy one with ties broken at random."""
-    k_explore, k_random, k_greedy = jax.random.split(key, 3)
-    greedy = uniform_among(k_greedy, q_row == q_row.max())
-    random = jax.random.randint(k_random, (), 0, q_row.shape[0])
-    return jnp.where(jax.random.uniform(k_explore) < epsilon, random, greedy)
+def epsilon_greedy(u: jax.Array, q_row: jax.Array, epsilon: jax.Array) -> jax.Array:
+    """Random action with probability epsilon, else a greedy one with ties broken at random.
+
+    `u` holds three uniform numbers: explore?, which random action, which greedy tie.
+    """
+    greedy = uniform_among(u[2], q_row == q_row.max())
+    random = uniform_among(u[1], jnp.ones_like(q_row, dtype=bool))
+    return jnp.where(u[0] < epsilon, random, greedy)
 
 
 def q_learning_update(q: jax.Array, s, a, r, s_next, terminal, alpha, gamma) -> jax.Array:
@@ -121,17 +122,17 @@ def q_learning_update(q: jax.Array, s, a, r, s_next, terminal, alpha, gamma) -> 
     return q.at[s, a].add(alpha * (target - q[s, a]))
 
 
-def plan(state: AgentState, env: MazeEnv, hp: Hparams, key: jax.Array, max_planning: int) -> jax.Array:
+def plan(state: AgentState, env: MazeEnv, hp: Hparams, u: jax.Array) -> jax.Array:
     """The n planning updates of one real step; returns the new value table.
 
-    All `max_planning` (state, action) draws are made up front (the model does not change
-    during planning) and updates past hp.n_planning are masked out.
+    `u` is (2, max_planning) uniform numbers: all (state, action) draws are made up front
+    (the model does not change during planning) and updates past hp.n_planning are masked out.
     """
+    max_planning = u.shape[1]
     visited = state.tried.any(axis=1)
-    k_s, k_a = jax.random.split(key)
-    states = uniform_among(k_s, visited, (max_planning,))
+    states = uniform_among(u[0][:, None], visited)[:, 0]
     allowed = state.tried | (hp.plan_untried & visited[:, None])
-    actions = uniform_among(k_a, allowed[states])
+    actions = uniform_among(u[1], allowed[states])
     tau = (state.t - state.last_tried).astype(jnp.float32)
     bonus_reward = state.model_reward + hp.kappa * jnp.sqrt(tau)
 
@@ -147,9 +148,10 @@ def plan(state: AgentState, env: MazeEnv, hp: Hparams, key: jax.Array, max_plann
 def agent_step(env: MazeEnv, max_planning: int, state: AgentState, hp: Hparams
                ) -> tuple[AgentState, StepRecord]:
     """One real step: act, learn directly, update the model, plan; reset to start on a goal."""
-    rng, k_act, k_plan = jax.random.split(state.rng, 3)
+    rng, key = jax.random.split(state.rng)
+    u = jax.random.uniform(key, (3 + 2 * max_planning,))  # all of this step's randomness
     s = state.cell
-    a = epsilon_greedy(k_act, state.q[s], hp.epsilon)
+    a = epsilon_greedy(u[:3], state.q[s], hp.epsilon)
     s_next, r, done = env_step(env, s, a, state.t)
     t = state.t + 1
     state = state._replace(
@@ -162,7 +164,7 @@ def agent_step(env: MazeEnv, max_planning: int, state: AgentState, hp: Hparams
         rng=rng,
     )
     if max_planning > 0:
-        state = state._replace(q=plan(state, env, hp, k_plan, max_planning))
+        state = state._replace(q=plan(state, env, hp, u[3:].reshape(2, max_planning)))
     state = state._replace(cell=jnp.where(done, env.start, s_next))
     return state, StepRecord(r, done, s_next)
 
@@ -205,7 +207,7 @@ def init_states(maze: Maze, n_configs: int, runs: int, seed: int = 0) -> AgentSt
     return jax.tree.map(lambda x: jnp.broadcast_to(x, (n_configs,) + x.shape), states)
 
 
-def _to_numpy(tree):
+def to_numpy(tree):
     """Device arrays (and key arrays, as raw key data) to numpy."""
     def convert(x):
         if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
@@ -223,7 +225,7 @@ def run(maze: Maze, configs: Sequence[Hparams], runs: int, n_steps: int, seed: i
     max_planning = max(int(c.n_planning) for c in configs)
     rollout = make_batched_rollout(maze, int(n_steps), max_planning)
     final, records = rollout(init_states(maze, len(configs), runs, seed), stack_hparams(configs))
-    return _to_numpy(final), _to_numpy(records)
+    return to_numpy(final), to_numpy(records)
 
 
 def episode_lengths(done: np.ndarray, n_episodes: int) -> np.ndarray:

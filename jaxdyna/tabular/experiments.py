@@ -154,21 +154,24 @@ def write_csv(path, result: MazeResult) -> None:
 
 
 def plot(path, result: MazeResult, title: str, first_episode: int = 2,
-         styles: Sequence[dict] | None = None) -> None:
-    """Figure 8.2-style steps per episode (from `first_episode`) or 8.4/8.5-style cumulative reward."""
+         select: Sequence[int] | None = None) -> None:
+    """Figure 8.2-style steps per episode (from `first_episode`) or 8.4/8.5-style cumulative reward.
+
+    `select` picks the configs to draw (default all).
+    """
     from matplotlib.figure import Figure
 
     mean, sem = mean_sem(result.values.astype(np.float64))
     fig = Figure(figsize=(6.4, 4.4), dpi=120)
     ax = fig.add_subplot()
-    for c, label in enumerate(result.labels):
-        style = dict(styles[c]) if styles else {}
+    for c in (range(len(result.labels)) if select is None else select):
+        label = result.labels[c]
         if result.mode == "episodes":
             x = np.arange(1, mean.shape[1] + 1)[first_episode - 1:]
             y, e = mean[c, first_episode - 1:], sem[c, first_episode - 1:]
         else:
             x, y, e = np.arange(1, mean.shape[1] + 1), mean[c], sem[c]
-        line, = ax.plot(x, y, label=label, **style)
+        line, = ax.plot(x, y, label=label)
         ax.fill_between(x, y - e, y + e, color=line.get_color(), alpha=0.15, linewidth=0)
     if result.mode == "episodes":
         ax.set_xlabel("Episodes")

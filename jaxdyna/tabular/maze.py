@@ -12,6 +12,7 @@ Every other transition gives reward 0.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from typing import NamedTuple, Sequence
 
@@ -171,14 +172,17 @@ def env_step(env: MazeEnv, cell_: jax.Array, action: jax.Array, t: jax.Array
     return nxt, done.astype(jnp.float32), done
 
 
+@functools.lru_cache(maxsize=64)
 def transition_table(maze: Maze, layout: int = 0) -> np.ndarray:
-    """(n_states, N_ACTIONS) next cell of every move under one wall layout, via env_step."""
+    """(n_states, N_ACTIONS) next cell of every move under one wall layout, via env_step (read-only)."""
     env = make_env(maze)
     t = jnp.where(layout == 0, 0, env.change_step).astype(jnp.int32)
     cells = jnp.arange(maze.n_states, dtype=jnp.int32)
     acts = jnp.arange(N_ACTIONS, dtype=jnp.int32)
     step = jax.vmap(jax.vmap(lambda c, a: env_step(env, c, a, t)[0], (None, 0)), (0, None))
-    return np.asarray(jax.jit(step)(cells, acts))
+    table = np.array(step(cells, acts))
+    table.flags.writeable = False
+    return table
 
 
 def shortest_path_length(maze: Maze, layout: int = 0) -> int | None:
