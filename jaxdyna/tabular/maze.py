@@ -7,7 +7,8 @@ grid gives the walls from `change_step` real steps on (the blocking and shortcut
 Cells are numbered row-major, `cell = row * width + col`, row 0 at the top. Actions are
 0 up, 1 down, 2 right, 3 left. Moving into a wall or off the grid leaves the agent in place.
 Entering a goal gives reward 1 and ends the episode; the agent is then put back on the start.
-Every other transition gives reward 0.
+Every other transition gives reward 0. An agent standing on a cell that becomes a wall at
+change_step is not moved; its next move takes it out as from any free cell.
 """
 
 from __future__ import annotations
