@@ -90,20 +90,21 @@ def env_step(env, es: EnvState, action: jax.Array, episode_length: int):
 def evaluate(env, policy, key: jax.Array, num_episodes: int, episode_length: int):
     """Run `num_episodes` deterministic episodes in parallel; returns (mean return, mean length).
 
-    `policy(obs) -> action` must be deterministic. Each env stops accumulating at its first
-    termination; episodes are capped at `episode_length` steps.
+    `policy(obs, key) -> action` (the agent's is deterministic and ignores the key). Each env
+    stops accumulating at its first termination; episodes are capped at `episode_length` steps.
     """
-    state = _reset_batch(env, key, num_episodes)
+    k_reset, k_act = jax.random.split(key)
+    state = _reset_batch(env, k_reset, num_episodes)
 
-    def body(carry, _):
+    def body(carry, k):
         state, ret, length, alive = carry
-        state = jax.vmap(env.step)(state, policy(state.obs))
+        state = jax.vmap(env.step)(state, policy(state.obs, k))
         ret = ret + alive * jnp.asarray(state.reward, jnp.float32)
         length = length + alive
         alive = alive * (1.0 - jnp.asarray(state.done, jnp.float32))
         return (state, ret, length, alive), None
 
     zeros = jnp.zeros(num_episodes, jnp.float32)
-    (_, ret, length, _), _ = jax.lax.scan(body, (state, zeros, zeros, zeros + 1.0), None,
-                                          length=episode_length)
+    (_, ret, length, _), _ = jax.lax.scan(body, (state, zeros, zeros, zeros + 1.0),
+                                          jax.random.split(k_act, episode_length))
     return ret.mean(), length.mean()

@@ -71,7 +71,7 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
     periods = cfg.num_evals if num_evals is None else num_evals
 
     def policy_eval(agent):
-        return lambda obs: deterministic_action(nets.actor, agent.actor, obs)
+        return lambda obs, _key: deterministic_action(nets.actor, agent.actor, obs)
 
     # --- collect -------------------------------------------------------------------------
     def collect(state: TrainState, key: jax.Array, random_actions: bool):

@@ -1,0 +1,5 @@
+import sys
+
+from jaxdyna.cli import main
+
+sys.exit(main())

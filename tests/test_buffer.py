@@ -1,0 +1,62 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdyna.buffer import buffer_add, buffer_init, buffer_keep_newest, buffer_sample, buffer_sample_indices
+
+
+def _rows(start, n):
+    x = jnp.arange(start, start + n, dtype=jnp.float32)
+    return {"x": x, "y": jnp.stack([x, -x], axis=1)}
+
+
+def test_batch_add_and_size():
+    buf = buffer_init({"x": jnp.zeros(()), "y": jnp.zeros(2)}, capacity=8)
+    buf = buffer_add(buf, _rows(0, 3))
+    assert int(buf.size) == 3 and int(buf.ptr) == 3
+    np.testing.assert_array_equal(buf.data["x"][:3], [0, 1, 2])
+    np.testing.assert_array_equal(buf.data["y"][:3, 1], [0, -1, -2])
+
+
+def test_wrap_around_overwrites_oldest():
+    buf = buffer_init({"x": jnp.zeros(()), "y": jnp.zeros(2)}, capacity=8)
+    buf = buffer_add(buf, _rows(0, 6))
+    buf = buffer_add(buf, _rows(6, 5))        # 11 rows into 8 slots
+    assert int(buf.size) == 8 and int(buf.ptr) == 3
+    assert sorted(np.asarray(buf.data["x"]).tolist()) == list(range(3, 11))
+    np.testing.assert_array_equal(buf.data["x"][:3], [8, 9, 10])
+
+
+def test_sampling_only_filled_slots():
+    buf = buffer_init({"x": jnp.full((), -1.0), "y": jnp.zeros(2)}, capacity=100)
+    buf = buffer_add(buf, _rows(10, 7))
+    batch = buffer_sample(buf, jax.random.PRNGKey(0), 5000)
+    vals = np.asarray(batch["x"])
+    assert set(vals.tolist()) == set(range(10, 17))          # every filled slot, nothing else
+
+
+def test_sampling_is_uniform_over_live_rows():
+    buf = buffer_init({"x": jnp.zeros(())}, capacity=10)
+    buf = buffer_add(buf, {"x": jnp.arange(4.0)})
+    counts = np.bincount(np.asarray(buffer_sample(buf, jax.random.PRNGKey(1), 40000)["x"]).astype(int))
+    assert counts.shape == (4,) and np.all(np.abs(counts / 40000 - 0.25) < 0.02)
+
+
+def test_masked_add_keeps_rows_contiguous_and_drops_masked():
+    buf = buffer_init({"x": jnp.zeros(())}, capacity=6)
+    buf = buffer_add(buf, {"x": jnp.arange(4.0)})
+    buf = buffer_add(buf, {"x": jnp.arange(10.0, 14.0)}, mask=jnp.array([True, False, True, False]))
+    assert int(buf.size) == 6 and int(buf.ptr) == 0
+    np.testing.assert_array_equal(buf.data["x"], [0, 1, 2, 3, 10, 12])
+    # a masked add that would wrap must not clobber live rows with dropped ones
+    buf = buffer_add(buf, {"x": jnp.array([20.0, 21.0, 22.0])}, mask=jnp.array([False, True, False]))
+    np.testing.assert_array_equal(buf.data["x"], [21, 1, 2, 3, 10, 12])
+
+
+def test_keep_newest_evicts_oldest():
+    buf = buffer_init({"x": jnp.zeros(())}, capacity=10)
+    buf = buffer_add(buf, {"x": jnp.arange(7.0)})
+    buf = buffer_keep_newest(buf, jnp.int32(3))
+    idx = buffer_sample_indices(buf, jax.random.PRNGKey(0), 1000)
+    assert set(np.asarray(buf.data["x"][idx]).tolist()) == {4.0, 5.0, 6.0}
+    assert int(buffer_keep_newest(buf, jnp.int32(0)).size) == 0

@@ -1,0 +1,65 @@
+"""The real `jaxdyna` entry point: bad input gives one line and exit 2; a tiny run writes everything."""
+
+import csv
+import json
+
+import pytest
+
+from conftest import run_cli
+
+
+@pytest.mark.parametrize("args, field", [
+    (["run", "--set", "env=cartpole"], "env"),
+    (["run", "--set", "backend=bullet"], "backend"),
+    (["run", "--set", "algorithm=sac"], "unknown key"),
+    (["run", "--set", "total_steps=-100"], "total_steps"),
+    (["run", "--set", "total_steps=abc"], "total_steps"),
+    (["run", "--set", "batch_size=512", "--set", "buffer_size=100"], "batch_size"),
+    (["run", "--set", "algo=ppo"], "algo"),
+    (["run", "--seeds", "0"], "--seeds"),
+    (["run", "--seeds", "x"], "--seeds"),
+    (["run", "missing.yaml"], "no such file"),
+    (["bogus"], "invalid choice"),
+])
+def test_bad_input_one_line_exit_2(args, field, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text("keep me")
+    r = run_cli(*args, "--out", str(out)) if args[0] == "run" else run_cli(*args)
+    assert r.returncode == 2, r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.startswith("jaxdyna")]
+    assert len(lines) == 1 and field in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+    assert (out / "summary.json").read_text() == "keep me" and sorted(p.name for p in out.iterdir()) == ["summary.json"]
+
+
+def test_malformed_yaml(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("env: hopper\n  total_steps: [1,\n")
+    r = run_cli("run", str(bad))
+    assert r.returncode == 2 and "not valid YAML" in r.stderr and "Traceback" not in r.stderr
+    notmap = tmp_path / "list.yaml"
+    notmap.write_text("- 1\n- 2\n")
+    r = run_cli("run", str(notmap))
+    assert r.returncode == 2 and "mapping" in r.stderr
+
+
+def test_cli_end_to_end_writes_all_files(tmp_path, tiny):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("\n".join(f"{k}: {v}" for k, v in tiny.items())
+                   + "\ntotal_steps: 600\nwarmup_steps: 200\neval_every: 200\nbuffer_size: 1000\n"
+                   + "actor_hidden: [16]\ncritic_hidden: [16]\nbatch_size: 32\n")
+    out = tmp_path / "run"
+    r = run_cli("run", str(cfg), "--seeds", "2", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "metrics.csv", "returns.png", "summary.json"]
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert len(rows) == 2 * 2
+    assert {"seed", "env_steps", "eval_return", "critic_loss"} <= set(rows[0])
+    assert [r["env_steps"] for r in rows if r["seed"] == "1"] == ["400", "600"]
+    s = json.loads((out / "summary.json").read_text())
+    assert len(s["runs"]) == 2 and {"final_return", "best_return"} <= set(s["runs"][0])
+    for k in ("compile_seconds", "run_seconds", "env_steps_per_second", "device", "versions", "git_revision"):
+        assert k in s
+    assert s["versions"]["brax"] and (out / "returns.png").stat().st_size > 1000
+    assert "training" in r.stderr                  # the progress bar fed from inside the scan
