@@ -118,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _input_errors() -> tuple[type[Exception], ...]:
+    try:
+        from jaxdyna.tabular.cli import MazeInputError
+    except ImportError:
+        return (ConfigError,)
+    return (ConfigError, MazeInputError)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -126,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 2
         return args.func(args)
-    except ConfigError as e:
+    except _input_errors() as e:
         print(f"jaxdyna: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
