@@ -352,8 +352,15 @@ def validate(cfg: Config, hp: HParams) -> None:
                f"must hold at least batch_size ({cfg.batch_size}) transitions")
     else:
         _check(cfg.algo == "sac", f"model: {cfg.algo} needs model learned or oracle, got none")
-    if cfg.algo in ("mve", "steve"):
-        _check(cfg.value_horizon >= 0, "value_horizon: must be >= 0")
+    if cfg.model == "oracle":
+        from jaxdyna.envs import ORACLE_ENVS
+        _check(cfg.env in ORACLE_ENVS, f"model: oracle is available for {', '.join(ORACLE_ENVS)}, not {cfg.env!r}")
+    if cfg.model == "learned" and cfg.termination == "known":
+        from jaxdyna.termination import KNOWN
+        _check(cfg.env in KNOWN, f"termination: no known termination function for {cfg.env!r} "
+               f"(known: {', '.join(KNOWN)}); use learned or never")
+    _check(cfg.learned_reward or cfg.model != "learned",
+           "learned_reward: a learned model must learn the reward (set model: oracle for the true reward)")
     _check(0.0 < hp.gamma <= 1.0, f"gamma: must be in (0, 1], got {hp.gamma}")
     _check(0.0 < hp.tau <= 1.0, f"tau: must be in (0, 1], got {hp.tau}")
     _check(0.0 <= hp.real_ratio <= 1.0, f"real_ratio: must be in [0, 1], got {hp.real_ratio}")

@@ -108,3 +108,34 @@ def evaluate(env, policy, key: jax.Array, num_episodes: int, episode_length: int
     (_, ret, length, _), _ = jax.lax.scan(body, (state, zeros, zeros, zeros + 1.0),
                                           jax.random.split(k_act, episode_length))
     return ret.mean(), length.mean()
+
+
+ORACLE_ENVS = ("inverted_pendulum", "hopper", "walker2d", "halfcheetah")
+
+
+def state_from_obs(env, name: str, obs: jax.Array):
+    """(q, qd) of the Brax system from one observation, for envs whose observation holds them.
+
+    inverted_pendulum observes (q, qd) exactly. hopper, walker2d and halfcheetah drop the root
+    x position (the dynamics do not depend on it; we put 0) and clip velocities to +-10.
+    """
+    if name == "inverted_pendulum":
+        return obs[:2], obs[2:4]
+    if name in ("hopper", "walker2d", "halfcheetah"):
+        nq = env.sys.q_size()
+        return jnp.concatenate([jnp.zeros(1), obs[: nq - 1]]), obs[nq - 1:]
+    raise ValueError(f"model: oracle is available for {', '.join(ORACLE_ENVS)}, not {name!r}")
+
+
+def oracle_step(env, name: str, obs: jax.Array, action: jax.Array):
+    """The true Brax step from observations: (next_obs, reward, terminal), batched over rows."""
+    from brax.envs.base import State
+
+    def one(o, a):
+        q, qd = state_from_obs(env, name, o)
+        ps = env.pipeline_init(q, qd)
+        zero = jnp.zeros((), jnp.float32)
+        nxt = env.step(State(pipeline_state=ps, obs=o, reward=zero, done=zero, metrics={}, info={}), a)
+        return nxt.obs, jnp.asarray(nxt.reward, jnp.float32), jnp.asarray(nxt.done, jnp.float32)
+
+    return jax.vmap(one)(obs, action)
