@@ -60,6 +60,11 @@ def mix_batches(real: Transition, imagined: Transition, n_real: jax.Array) -> Tr
     return jax.tree_util.tree_map(pick, real, imagined)
 
 
+def n_real_rows(real_ratio, batch_size: int, model_buffer_size) -> jax.Array:
+    """Rows of an agent batch drawn from real data: round(real_ratio * batch), all while the model buffer is empty."""
+    return jnp.where(model_buffer_size > 0, jnp.round(real_ratio * batch_size), batch_size).astype(jnp.int32)
+
+
 def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
                num_evals: int | None = None) -> Program:
     """Build the program for `cfg`. `advance` runs `num_evals` evaluation periods (default: all)."""
@@ -94,8 +99,7 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
         if state.model_buf is None:
             return real
         imagined = rb.buffer_sample(state.model_buf, k_model, cfg.batch_size)
-        n_real = jnp.where(state.model_buf.size > 0, jnp.round(hp.real_ratio * cfg.batch_size), cfg.batch_size)
-        return mix_batches(real, imagined, n_real)
+        return mix_batches(real, imagined, n_real_rows(hp.real_ratio, cfg.batch_size, state.model_buf.size))
 
     def target_fn(model_state):
         if cfg.algo in ("mve", "steve"):

@@ -1,0 +1,149 @@
+"""Model ensemble, imagination, schedule, model-buffer eviction and the real-data ratio."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxdyna import buffer as rb
+from jaxdyna import model as mdl
+from jaxdyna.config import as_arrays, resolve
+from jaxdyna.envs import Transition, env_reset, env_step, make_env
+from jaxdyna.train import mix_batches, n_real_rows
+
+
+def _linear_system(key, n, obs=3, act=1, scale=1.0):
+    k1, k2, k3 = jax.random.split(key, 3)
+    A = jnp.array([[0.9, 0.1, 0.0], [0.0, 0.8, 0.2], [0.1, 0.0, 0.7]])
+    B = jnp.array([[0.5], [-0.3], [0.2]])
+    s = scale * jax.random.uniform(k1, (n, obs), minval=-1, maxval=1)
+    a = scale * jax.random.uniform(k2, (n, act), minval=-1, maxval=1)
+    s2 = s @ A.T + a @ B.T + 0.01 * jax.random.normal(k3, (n, obs))
+    r = s[:, 0] - 0.5 * a[:, 0]
+    return Transition(obs=s, action=a, reward=r, next_obs=s2, terminal=jnp.zeros(n))
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    cfg, hp = resolve({"algo": "mbpo", "env": "inverted_pendulum", "ensemble_size": 5, "num_elites": 3,
+                       "model_hidden": [64, 64], "model_max_train": 2000, "model_batch_size": 128,
+                       "model_max_epochs": 60, "termination": "never"})
+    ens = mdl.make_ensemble(cfg, 3, 1)
+    model = mdl.model_init(cfg, ens, jax.random.PRNGKey(0), 3, 1)
+    data = _linear_system(jax.random.PRNGKey(1), 2000)
+    buf = rb.buffer_add(rb.buffer_init(jax.tree_util.tree_map(lambda x: x[0], data), 4000), data)
+    fit = jax.jit(lambda m, b, k, h: mdl.fit_model(cfg, ens, m, b, k, h))
+    model, metrics = fit(model, buf, jax.random.PRNGKey(2), as_arrays(hp))
+    return cfg, ens, model, metrics
+
+
+def test_ensemble_fits_a_linear_system(fitted):
+    cfg, ens, model, metrics = fitted
+    # holdout MSE in normalised target units: 1.0 would be predicting the mean
+    assert float(metrics["model_holdout_loss"]) < 0.02, metrics
+    assert 1 <= int(metrics["model_epochs"]) <= cfg.model_max_epochs
+    test = _linear_system(jax.random.PRNGKey(3), 500)
+    nxt, rew, _ = mdl.predict(ens, model, test.obs, test.action, jax.random.PRNGKey(4))
+    assert float(jnp.sqrt(jnp.mean((nxt - test.next_obs) ** 2))) < 0.05
+    assert float(jnp.sqrt(jnp.mean((rew - test.reward) ** 2))) < 0.1
+    elites = np.asarray(model.elites)
+    assert len(set(elites.tolist())) == 3
+    assert np.all(np.asarray(model.holdout_loss)[elites].max() <= np.delete(np.asarray(model.holdout_loss), elites).min())
+
+
+def test_predicted_variance_larger_off_distribution(fitted):
+    _, ens, model, _ = fitted
+    on = _linear_system(jax.random.PRNGKey(5), 500)
+    off = _linear_system(jax.random.PRNGKey(5), 500, scale=6.0)
+    off = off._replace(obs=jnp.abs(off.obs) + 3.0)          # well outside the [-1, 1] training box
+    std_on = float(jnp.mean(mdl.predictive_std(ens, model, on.obs, on.action)))
+    std_off = float(jnp.mean(mdl.predictive_std(ens, model, off.obs, off.action)))
+    assert std_off > 3 * std_on, (std_on, std_off)
+
+
+def _start_states(env, n, key):
+    es = env_reset(env, key, n)
+    return es, Transition(obs=es.brax.obs, action=jnp.zeros((n, env.action_size)), reward=jnp.zeros(n),
+                          next_obs=es.brax.obs, terminal=jnp.zeros(n))
+
+
+def test_oracle_rollout_equals_real_env_rollout():
+    cfg, _ = resolve({"algo": "mbpo", "env": "inverted_pendulum", "model": "oracle", "max_rollout_length": 5,
+                      "rollout_max_len": 5, "action_source": "policy"})
+    env = make_env(cfg.env, cfg.backend)
+    es, start = _start_states(env, 4, jax.random.PRNGKey(0))
+    policy = lambda obs, key: jnp.tanh(obs[:, :1] * 3.0 + obs[:, 1:2] * 5.0)  # deterministic
+    trans, valid = jax.jit(lambda s: mdl.imagine(cfg, None, None, env, s, policy, jnp.int32(5),
+                                                 jax.random.PRNGKey(1)))(start)
+    real = []
+    step = jax.jit(lambda e, a: env_step(env, e, a, 1000))
+    for _ in range(5):
+        es, tr, _ = step(es, policy(es.brax.obs, None))
+        real.append(tr)
+    real_next = jnp.stack([t.next_obs for t in real]).reshape(-1, 4)
+    np.testing.assert_allclose(np.asarray(trans.next_obs), np.asarray(real_next), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(trans.reward), np.asarray(jnp.stack([t.reward for t in real]).reshape(-1)))
+    assert bool(jnp.all(valid))
+
+
+def test_rollouts_masked_after_termination_and_beyond_length():
+    cfg, _ = resolve({"algo": "mbpo", "env": "inverted_pendulum", "model": "oracle", "max_rollout_length": 40,
+                      "rollout_max_len": 40})
+    env = make_env(cfg.env, cfg.backend)
+    _, start = _start_states(env, 3, jax.random.PRNGKey(0))
+    push = lambda obs, key: jnp.ones((obs.shape[0], 1))              # the pole falls within ~20 steps
+    run = jax.jit(lambda length: mdl.imagine(cfg, None, None, env, start, push, length, jax.random.PRNGKey(1)))
+    trans, valid = run(jnp.int32(40))
+    term = np.asarray(trans.terminal).reshape(40, 3)
+    valid = np.asarray(valid).reshape(40, 3)
+    for j in range(3):
+        t_end = int(np.argmax(term[:, j]))
+        assert term[t_end, j] == 1 and t_end < 39
+        assert valid[: t_end + 1, j].all() and not valid[t_end + 1:, j].any()
+    _, valid = run(jnp.int32(2))
+    valid = np.asarray(valid).reshape(40, 3)
+    assert valid[:2].all() and not valid[2:].any()
+
+
+def test_rollout_schedule():
+    _, hp = resolve({"algo": "mbpo", "max_rollout_length": 15, "rollout_start_epoch": 20, "rollout_end_epoch": 150,
+                     "rollout_min_len": 1, "rollout_max_len": 15, "epoch_length": 1000})
+    hp = as_arrays(hp)
+    lengths = [int(mdl.rollout_length(hp, jnp.int32(e * 1000))) for e in (0, 20, 85, 150, 400)]
+    assert lengths == [1, 1, 8, 15, 15]   # 1 + (85-20)/130*14 = 8.0
+
+
+def _round(buf, sizes, value, n_valid, width=10):
+    trans = Transition(obs=jnp.full((width, 1), value), action=jnp.zeros((width, 1)), reward=jnp.full(width, value),
+                       next_obs=jnp.zeros((width, 1)), terminal=jnp.zeros(width))
+    return mdl.evict_and_add(buf, sizes, trans, jnp.arange(width) < n_valid)
+
+
+def _live(buf):
+    idx = (buf.ptr - 1 - np.arange(int(buf.size))) % buf.capacity
+    return sorted(np.asarray(buf.data.reward)[idx].tolist())
+
+
+@pytest.mark.parametrize("retain", [1, 3])
+def test_model_buffer_eviction(retain):
+    example = Transition(obs=jnp.zeros(1), action=jnp.zeros(1), reward=jnp.zeros(()), next_obs=jnp.zeros(1),
+                         terminal=jnp.zeros(()))
+    buf, sizes = rb.buffer_init(example, 10 * retain), jnp.zeros(retain, jnp.int32)
+    counts = [7, 10, 4, 9, 6]
+    for i, c in enumerate(counts):
+        buf, sizes = _round(buf, sizes, float(i), c)
+        kept = list(range(max(0, i - retain + 1), i + 1))       # exactly the last `retain` rounds
+        assert _live(buf) == sorted(float(r) for r in kept for _ in range(counts[r]))
+
+
+@pytest.mark.parametrize("ratio, expected", [(0.0, 0), (0.05, 13), (1.0, 256)])
+def test_batch_composition_matches_real_ratio(ratio, expected):
+    n = int(n_real_rows(jnp.float32(ratio), 256, jnp.int32(1000)))
+    assert n == expected
+    real = Transition(obs=jnp.zeros((256, 1)), action=jnp.zeros((256, 1)), reward=jnp.ones(256),
+                      next_obs=jnp.zeros((256, 1)), terminal=jnp.zeros(256))
+    mixed = mix_batches(real, real._replace(reward=-jnp.ones(256)), n)
+    assert int(jnp.sum(mixed.reward > 0)) == expected
+    assert int(n_real_rows(jnp.float32(ratio), 256, jnp.int32(0))) == 256   # empty model buffer: all real
