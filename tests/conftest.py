@@ -22,3 +22,16 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subproce
 @pytest.fixture(scope="session")
 def tiny():
     return dict(TINY)
+
+
+@pytest.fixture(scope="session")
+def random_return():
+    """Mean return of the uniform random policy on the tiny env (32 episodes)."""
+    import jax
+
+    from jaxdyna.envs import evaluate, make_env
+
+    env = make_env(TINY["env"], TINY["backend"])
+    policy = lambda obs, key: jax.random.uniform(key, (obs.shape[0], env.action_size), minval=-1, maxval=1)
+    ret, _ = jax.jit(lambda k: evaluate(env, policy, k, 32, TINY["episode_length"]))(jax.random.PRNGKey(7))
+    return float(ret)

@@ -20,12 +20,15 @@ from conftest import run_cli
     (["run", "--seeds", "x"], "--seeds"),
     (["run", "missing.yaml"], "no such file"),
     (["bogus"], "invalid choice"),
+    (["compare", "--set", "env=cartpole"], "env"),
+    (["compare", "--seeds", "-1"], "--seeds"),
+    (["run", "--batching", "threads"], "--batching"),
 ])
 def test_bad_input_one_line_exit_2(args, field, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "summary.json").write_text("keep me")
-    r = run_cli(*args, "--out", str(out)) if args[0] == "run" else run_cli(*args)
+    r = run_cli(*args, "--out", str(out)) if args[0] in ("run", "compare") else run_cli(*args)
     assert r.returncode == 2, r.stderr
     lines = [l for l in r.stderr.splitlines() if l.startswith("jaxdyna")]
     assert len(lines) == 1 and field in lines[0], r.stderr

@@ -1,23 +1,13 @@
 """Classic Dyna and MBPO are configurations of the one loop, and both learn on a tiny budget."""
 
-import jax
 import numpy as np
 import pytest
 
 from jaxdyna.config import resolve
-from jaxdyna.envs import evaluate, make_env
 from jaxdyna.sweep import run_sweep
 
 SMALL_MODEL = dict(ensemble_size=3, num_elites=2, model_hidden=[32, 32], model_train_freq=250,
                    rollout_batch_size=1000, model_max_train=3000, model_max_epochs=5, model_batch_size=128)
-
-
-@pytest.fixture(scope="module")
-def random_return(tiny):
-    env = make_env(tiny["env"], tiny["backend"])
-    policy = lambda obs, key: jax.random.uniform(key, (obs.shape[0], env.action_size), minval=-1, maxval=1)
-    ret, _ = jax.jit(lambda k: evaluate(env, policy, k, 32, tiny["episode_length"]))(jax.random.PRNGKey(7))
-    return float(ret)
 
 
 @pytest.mark.parametrize("algo, extra", [

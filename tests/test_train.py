@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from jaxdyna.config import as_arrays, resolve, stack_hparams
-from jaxdyna.envs import evaluate, make_env
 from jaxdyna.sweep import batched, run_keys
 from jaxdyna.train import make_train
 
@@ -23,16 +22,9 @@ def sac(tiny):
     return cfg, hp, prog, program, keys, hps, jax.tree_util.tree_map(np.asarray, metrics)
 
 
-def random_return(cfg, episodes=32):
-    env = make_env(cfg.env, cfg.backend)
-    policy = lambda obs, key: jax.random.uniform(key, (obs.shape[0], env.action_size), minval=-1, maxval=1)
-    ret, _ = jax.jit(lambda k: evaluate(env, policy, k, episodes, cfg.episode_length))(jax.random.PRNGKey(7))
-    return float(ret)
-
-
-def test_sac_beats_random_policy_for_every_seed(sac):
+def test_sac_beats_random_policy_for_every_seed(sac, random_return):
     cfg, *_, metrics = sac
-    rand = random_return(cfg)
+    rand = random_return
     final = metrics["eval_return"][:, -1]
     print("random policy return", rand, "final returns", final)
     assert rand < 50, rand                      # at random the pole falls within a few dozen steps
