@@ -22,7 +22,6 @@ from jaxdyna.config import Config, HParams
 from jaxdyna.envs import EnvState, Transition, env_reset, env_step, evaluate, make_env
 from jaxdyna.networks import deterministic_action, sample_action
 from jaxdyna.sac import AgentState, agent_init, learn, make_nets, sac_target
-from jaxdyna import value_expansion as vx
 
 
 @struct.dataclass
@@ -101,19 +100,12 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
         imagined = rb.buffer_sample(state.model_buf, k_model, cfg.batch_size)
         return mix_batches(real, imagined, n_real_rows(hp.real_ratio, cfg.batch_size, state.model_buf.size))
 
-    def target_fn(model_state):
-        if cfg.algo in ("mve", "steve"):
-            return vx.make_target_fn(cfg, nets, env, ens, model_state)
-        return sac_target
-
     def learn_steps(state: TrainState, key: jax.Array, hp: HParams):
         """`updates_per_step` gradient steps on batches from the buffers."""
-        tfn = target_fn(state.model)
-
         def one(agent, k):
             kb, kl = jax.random.split(k)
             batch = sample_batch(state, kb, hp)
-            return learn(nets, agent, batch, kl, hp, target_fn=tfn)
+            return learn(nets, agent, batch, kl, hp, target_fn=sac_target)
 
         agent, metrics = jax.lax.scan(one, state.agent, jax.random.split(key, cfg.updates_per_step))
         return state.replace(agent=agent), jax.tree_util.tree_map(jnp.mean, metrics)
