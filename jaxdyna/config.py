@@ -19,7 +19,7 @@ from flax import struct
 
 from jaxdyna.envs import BACKENDS, ENV_NAMES
 
-ALGOS = ("sac", "dyna", "mbpo")       # value expansion (mve, steve) is not implemented yet
+ALGOS = ("sac", "dyna", "mbpo", "mve", "steve")
 MODELS = ("none", "learned", "oracle")
 ACTION_SOURCES = ("buffer", "policy", "random")
 TERMINATIONS = ("known", "learned", "never")
@@ -34,7 +34,7 @@ class Config:
     """Static settings: each one changes a shape or a loop count of the compiled program."""
 
     algo: str = "sac"
-    """Algorithm: sac | dyna | mbpo (all are the same loop, configured)."""
+    """Algorithm: sac | dyna | mbpo | mve | steve (all are the same loop, configured)."""
     env: str = "inverted_pendulum"
     """Brax environment name."""
     backend: str = "generalized"
@@ -291,12 +291,16 @@ def default_config(algo: str) -> Config:
     if algo == "dyna":
         return dataclasses.replace(base, model="learned", action_source="buffer", max_rollout_length=1,
                                    model_retain=1)
+    if algo in ("mve", "steve"):
+        return dataclasses.replace(base, model="learned", value_horizon=3)
     return base
 
 
 def default_hparams(algo: str) -> HParams:
     if algo == "dyna":
         return HParams(real_ratio=0.5)
+    if algo in ("mve", "steve"):
+        return HParams(horizon=3.0)
     return HParams()
 
 
@@ -332,7 +336,7 @@ def validate(cfg: Config, hp: HParams) -> None:
            f"batch_size: must be at most buffer_size ({cfg.buffer_size}), got {cfg.batch_size}")
     _check(cfg.warmup_steps >= 1, "warmup_steps: must be >= 1 so the first batch has data")
     if cfg.model_based:
-        _check(cfg.algo != "sac", "model: sac takes model none; use algo dyna or mbpo")
+        _check(cfg.algo != "sac", "model: sac takes model none; use algo dyna, mbpo, mve or steve")
         _check(cfg.num_elites <= cfg.ensemble_size,
                f"num_elites: must be at most ensemble_size ({cfg.ensemble_size}), got {cfg.num_elites}")
         _check(cfg.model_train_freq % cfg.num_envs == 0,

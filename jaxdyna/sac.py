@@ -68,21 +68,35 @@ def soft_value(nets: Nets, agent: AgentState, obs: jax.Array, key: jax.Array) ->
     return q - jnp.exp(agent.log_alpha) * logp
 
 
-def sac_target(nets: Nets, agent: AgentState, batch: Transition, key: jax.Array, hp) -> jax.Array:
+class CriticTargets(NamedTuple):
+    """What the critic regresses: Q(obs, action) -> target, rows weighted by `weight`."""
+    obs: jax.Array
+    action: jax.Array
+    target: jax.Array
+    weight: jax.Array
+
+
+def one_step_target(nets: Nets, agent: AgentState, batch: Transition, key: jax.Array, hp) -> jax.Array:
     """One-step soft TD target r + gamma (1 - terminal) V(s'). Time limits are not terminal."""
     v = soft_value(nets, agent, batch.next_obs, key)
     return hp.reward_scale * batch.reward + hp.gamma * (1.0 - batch.terminal) * v
 
 
-TargetFn = Callable[[Nets, AgentState, Transition, jax.Array, Any], jax.Array]
+def sac_target(nets: Nets, agent: AgentState, batch: Transition, key: jax.Array, hp) -> CriticTargets:
+    """SAC: fit Q on the batch's own (s, a) with the one-step target."""
+    target = one_step_target(nets, agent, batch, key, hp)
+    return CriticTargets(batch.obs, batch.action, target, jnp.ones_like(target))
+
+
+TargetFn = Callable[[Nets, AgentState, Transition, jax.Array, Any], CriticTargets]
 
 
 def learn(nets: Nets, agent: AgentState, batch: Transition, key: jax.Array, hp,
-          target_fn: TargetFn = sac_target, weight: jax.Array | None = None):
+          target_fn: TargetFn = sac_target):
     """One SAC gradient step: temperature, critic, actor, then the Polyak target update.
 
-    `target_fn` makes the critic's regression target; its output may carry extra leading axes
-    (e.g. one target per imagined step, for MVE's TD-k) matched by `batch`.
+    `target_fn` says what the critic regresses on (SAC: the one-step target on the batch;
+    MVE / STEVE: value-expanded targets, and with TD-k also imagined states).
     """
     k_alpha, k_target, k_actor = jax.random.split(key, 3)
     alpha = jnp.exp(agent.log_alpha)
@@ -98,13 +112,12 @@ def learn(nets: Nets, agent: AgentState, batch: Transition, key: jax.Array, hp,
     log_alpha, alpha_opt = _adam_step(g, agent.alpha_opt, agent.log_alpha, hp.alpha_lr)
 
     # critic
-    target = jax.lax.stop_gradient(target_fn(nets, agent, batch, k_target, hp))
-    w = jnp.ones_like(target) if weight is None else weight
+    ct = jax.lax.stop_gradient(target_fn(nets, agent, batch, k_target, hp))
 
     def critic_loss_fn(params):
-        q = nets.critic.apply(params, batch.obs, batch.action)
-        err = jnp.sum((q - target[..., None]) ** 2, axis=-1)        # summed over Q heads
-        return 0.5 * jnp.sum(err * w) / jnp.maximum(jnp.sum(w), 1.0), q
+        q = nets.critic.apply(params, ct.obs, ct.action)
+        err = jnp.sum((q - ct.target[..., None]) ** 2, axis=-1)     # summed over Q heads
+        return 0.5 * jnp.sum(err * ct.weight) / jnp.maximum(jnp.sum(ct.weight), 1.0), q
 
     (critic_loss, q), g = jax.value_and_grad(critic_loss_fn, has_aux=True)(agent.critic)
     critic, critic_opt = _adam_step(g, agent.critic_opt, agent.critic, hp.critic_lr)

@@ -21,6 +21,7 @@ from jaxdyna import model as mdl
 from jaxdyna.config import Config, HParams
 from jaxdyna.envs import EnvState, Transition, env_reset, env_step, evaluate, make_env
 from jaxdyna.networks import deterministic_action, sample_action
+from jaxdyna import value_expansion as vx
 from jaxdyna.sac import AgentState, agent_init, learn, make_nets, sac_target
 
 
@@ -71,7 +72,8 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
     obs_size, act_size = env.observation_size, env.action_size
     nets = make_nets(cfg, act_size)
     ens = mdl.make_ensemble(cfg, obs_size, act_size) if cfg.model == "learned" else None
-    dyna_style = cfg.algo in ("dyna", "mbpo")
+    dyna_style = cfg.algo in ("dyna", "mbpo")          # imagined data goes into a model buffer
+    value_expansion = cfg.algo in ("mve", "steve")     # imagined rollouts only shape the TD target
     periods = cfg.num_evals if num_evals is None else num_evals
 
     def policy_eval(agent):
@@ -102,10 +104,12 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
 
     def learn_steps(state: TrainState, key: jax.Array, hp: HParams):
         """`updates_per_step` gradient steps on batches from the buffers."""
+        target_fn = vx.make_target_fn(cfg, ens, state.model, env) if value_expansion else sac_target
+
         def one(agent, k):
             kb, kl = jax.random.split(k)
             batch = sample_batch(state, kb, hp)
-            return learn(nets, agent, batch, kl, hp, target_fn=sac_target)
+            return learn(nets, agent, batch, kl, hp, target_fn=target_fn)
 
         agent, metrics = jax.lax.scan(one, state.agent, jax.random.split(key, cfg.updates_per_step))
         return state.replace(agent=agent), jax.tree_util.tree_map(jnp.mean, metrics)
