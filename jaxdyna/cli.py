@@ -31,31 +31,28 @@ class _Parser(argparse.ArgumentParser):
 
 
 class Progress:
-    """A progress bar fed from inside the compiled scan (one call per run per evaluation)."""
+    """A progress bar fed from inside the compiled scan: one call per run per evaluation.
+
+    Runs report in parallel (vmap) or one after another (map), so the bar counts evaluations
+    over all runs and shows the latest one's env steps and return.
+    """
 
     def __init__(self, runs: int, evals: int, steps_per_eval: int):
         from tqdm import tqdm
 
-        self.runs, self.calls, self.t0 = runs, 0, None
-        self.steps_per_eval = steps_per_eval
-        self.bar = tqdm(total=evals, unit="eval", file=sys.stderr, dynamic_ncols=True,
+        self.t0, self.calls, self.steps_per_eval = None, 0, steps_per_eval
+        self.bar = tqdm(total=runs * evals, unit="eval", file=sys.stderr, dynamic_ncols=True,
                         mininterval=0.5, desc="training")
-        self.returns: list[float] = []
 
     def __call__(self, metrics) -> None:
+        now = time.perf_counter()
         if self.t0 is None:
-            self.t0 = time.perf_counter()
+            self.t0 = now
         self.calls += 1
-        self.returns.append(float(metrics["eval_return"]))
-        if self.calls % self.runs == 0:
-            done = self.calls // self.runs
-            elapsed = max(time.perf_counter() - self.t0, 1e-9)
-            rate = (done - 1) * self.steps_per_eval * self.runs / elapsed if done > 1 else float("nan")
-            self.bar.set_postfix_str(f"env_steps={int(metrics['env_steps'])} "
-                                     f"eval_return={sum(self.returns) / len(self.returns):.1f} "
-                                     f"steps/s={rate:.0f}", refresh=False)
-            self.returns = []
-            self.bar.update(1)
+        rate = (self.calls - 1) * self.steps_per_eval / max(now - self.t0, 1e-9) if self.calls > 1 else float("nan")
+        self.bar.set_postfix_str(f"env_steps={int(metrics['env_steps'])} eval_return={float(metrics['eval_return']):.1f} "
+                                 f"steps/s={rate:.0f}", refresh=False)
+        self.bar.update(1)
 
     def close(self) -> None:
         self.bar.close()
