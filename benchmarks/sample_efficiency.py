@@ -248,14 +248,15 @@ def write_outputs(args, runs: dict, prov: dict, command: str) -> None:
             desc = ", ".join(f"`{k}` {sh.get(k)} -> {v}" for k, v in o.items()) or "none"
             over_lines.append(f"* `{a}` (`{runs[a]['config_file']}`): {desc}")
     v = prov["versions"]
-    text = f"""# Sample efficiency on Brax inverted_pendulum: MBPO vs classic Dyna vs SAC
+    names = {"mbpo": "MBPO", "dyna": "classic Dyna", "sac": "SAC"}
+    text = f"""# Sample efficiency on Brax inverted_pendulum: {" vs ".join(names[a] for a in ALGOS if a in runs)}
 
 ![return vs env steps](inverted_pendulum.png)
 
 Mean deterministic evaluation return ({args.eval_episodes} episodes per evaluation, every
 {args.eval_every} env steps) vs real env steps (warm-up included), band = interquartile range over
 seeds. Threshold: 90% of the max return ({THRESHOLD:.0f} of {MAX_RETURN:.0f}). Env-step budget: {budget:,}
-for every algorithm.
+{"for every algorithm" if len(runs) > 1 else "(one algorithm)"}.
 
 {chr(10).join(rows)}
 
