@@ -51,7 +51,7 @@ def steps_to_threshold(steps: np.ndarray, returns: np.ndarray, threshold: float)
 
 def plot_curves(path: Path, curves: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str,
                 footer: str = "") -> None:
-    """Return vs env steps: mean line and a min-max band across seeds, one line per label.
+    """Return vs env steps: mean line and an interquartile (25-75%) band across seeds, one line per label.
 
     `curves` holds (label, steps [evals], returns [seeds, evals]).
     """
