@@ -64,8 +64,17 @@ def buffer_gather(buf: Buffer, idx: jax.Array) -> Any:
 
 
 def buffer_sample(buf: Buffer, key: jax.Array, n: int) -> Any:
-    """A batch of `n` rows drawn uniformly (with replacement) from the live rows."""
-    return buffer_gather(buf, buffer_sample_indices(buf, key, n))
+    """A batch of `n` rows drawn uniformly (with replacement) from the live rows; zeros when empty.
+
+    The gather sits in a `lax.cond` on purpose. In the training loop a row is written
+    (`buffer_add`) and then sampled in the same step; left alone, XLA fuses that one-row write
+    into the gather, which then reads the *old* buffer while the write updates it in place, so
+    XLA copies every buffer array on every env step (SAC on inverted_pendulum with a 1M-row
+    buffer, 2-core CPU: 11.4 -> 7.5 ms per step). A conditional is a fusion boundary.
+    """
+    idx = buffer_sample_indices(buf, key, n)
+    empty = jax.tree_util.tree_map(lambda d: jnp.zeros((n,) + d.shape[1:], d.dtype), buf.data)
+    return jax.lax.cond(buf.size > 0, lambda: buffer_gather(buf, idx), lambda: empty)
 
 
 def buffer_keep_newest(buf: Buffer, n: jax.Array) -> Buffer:

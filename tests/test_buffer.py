@@ -60,3 +60,20 @@ def test_keep_newest_evicts_oldest():
     idx = buffer_sample_indices(buf, jax.random.PRNGKey(0), 1000)
     assert set(np.asarray(buf.data["x"][idx]).tolist()) == {4.0, 5.0, 6.0}
     assert int(buffer_keep_newest(buf, jnp.int32(0)).size) == 0
+
+
+def test_sampling_a_flushed_buffer_gives_zeros():
+    buf = buffer_keep_newest(buffer_add(buffer_init({"x": jnp.zeros(())}, capacity=10), {"x": jnp.arange(1.0, 5.0)}), 0)
+    np.testing.assert_array_equal(buffer_sample(buf, jax.random.PRNGKey(0), 6)["x"], np.zeros(6))
+
+
+def test_add_then_sample_in_one_compiled_loop_sees_the_new_row():
+    # The training loop's pattern: each step writes a row, then samples the buffer.
+    def step(buf, i):
+        buf = buffer_add(buf, {"x": i[None].astype(jnp.float32)})
+        return buf, buffer_sample(buf, jax.random.PRNGKey(i), 4)["x"]
+
+    buf = buffer_keep_newest(buffer_add(buffer_init({"x": jnp.zeros(())}, capacity=64), {"x": -jnp.ones(64)}), 0)
+    buf, seen = jax.jit(lambda b: jax.lax.scan(step, b, jnp.arange(1, 4)))(buf)
+    assert np.asarray(seen[0]).tolist() == [1.0] * 4                  # only row written so far
+    assert set(np.asarray(seen[2]).tolist()) <= {1.0, 2.0, 3.0}       # never the flushed -1 rows
