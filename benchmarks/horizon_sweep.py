@@ -38,7 +38,7 @@ import numpy as np
 
 from jaxdyna.config import load_yaml, resolve, to_dict
 from jaxdyna.io import provenance, write_json, write_text
-from jaxdyna.results import steps_to_threshold
+from jaxdyna.results import plot_curves, steps_to_threshold
 
 ENV = "inverted_pendulum"
 MAX_RETURN = 1000.0
@@ -164,40 +164,6 @@ def analyse(raw: dict) -> dict:
     return per_h
 
 
-def plot(path: Path, per_h: dict, footer: str, warmup: int, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from jaxdyna.io import atomic_path
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=130)
-    for label, s in per_h.items():
-        steps = np.asarray(s["env_steps"])
-        rets = np.asarray(s["eval_return"])
-        n = rets.shape[0]
-        line, = ax.plot(steps, rets.mean(axis=0), marker="o", markersize=2.5, label=f"{label} (n={n})")
-        if n > 1:
-            lo, hi = np.percentile(rets, [25, 75], axis=0)
-            ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
-    ax.axhline(THRESHOLD, color="gray", linestyle="--", linewidth=0.8, label="90% of max (900)")
-    if warmup:
-        ax.axvline(warmup, color="gray", linestyle=":", linewidth=0.8, label=f"end of random warm-up ({warmup})")
-    ax.set_xlabel("env steps (warm-up included)")
-    ax.set_ylabel("eval return (mean of deterministic episodes)")
-    ax.set_title(title, fontsize=9)
-    ax.set_ylim(-20, 1050)
-    ax.set_xlim(0, max(s["env_steps"][-1] for s in per_h.values()) * 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=7)
-    fig.text(0.01, 0.005, footer, fontsize=5.5, color="gray")
-    fig.tight_layout(rect=(0, 0.09, 1, 1))
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-
-
 def write_outputs(args, raw: dict, command: str) -> None:
     out = args.out
     per_h = analyse(raw)
@@ -235,9 +201,15 @@ def write_outputs(args, raw: dict, command: str) -> None:
     over_txt = "\n".join(textwrap.wrap(", ".join(f"{k}={v}" for k, v in raw["overrides"].items()), 170))
     footer = (f"{prov['command']}\n{prov['git_revision']} | {prov['device']} | one vmapped program, "
               f"{raw['num_runs']} runs\noverrides: {over_txt}")
-    plot(out / f"{ENV}.png", per_h, footer, raw["resolved"]["warmup_steps"],
-         title=(f"MVE (SAC) on Brax {ENV}: horizon sweep, value_horizon={raw['resolved']['value_horizon']}, "
-                f"mean + IQR over seeds"))
+    warmup = raw["resolved"]["warmup_steps"]
+    plot_curves(out / f"{ENV}.png",
+                [(label, np.asarray(h["env_steps"]), np.asarray(h["eval_return"])) for label, h in per_h.items()],
+                title=(f"MVE (SAC) on Brax {ENV}: horizon sweep, value_horizon={raw['resolved']['value_horizon']}, "
+                       f"mean + IQR over seeds"),
+                footer=footer, hlines=[(THRESHOLD, f"90% of max ({THRESHOLD:.0f})")],
+                vlines=[(warmup, f"end of random warm-up ({warmup})")] if warmup else [],
+                xlabel="env steps (warm-up included)", ylabel="eval return (mean of deterministic episodes)",
+                ylim=(-20, 1050))
 
     rows = ["| H | seeds | final return mean ± std | final return per seed | seeds reaching 900 | "
             "median env steps to 900 | mean return over evals after warm-up |",

@@ -21,6 +21,10 @@ measures, in one process:
   time is estimated as (first epoch time - median steady epoch time). Brax trains one seed
   per call. It needs the `jax.device_put_replicated` shim in `benchmarks/_brax_compat.py`.
 
+Side by side: our 1-seed program is also timed once right after each of Brax's training epochs
+(from Brax's progress callback), so the two alternate block by block under the same machine
+load; the ratio of those medians is the headline comparison.
+
 Gradient updates per second = env steps per second x updates per step (1 here) for both.
 Per-seed throughput of N vmapped seeds is total / N. Also timed once per env, at one seed, are
 the pieces of our loop: env stepping alone and the SAC update alone on a fixed batch.
@@ -142,6 +146,14 @@ def bench_ours(env_name: str, seeds_list: list[int], steps: int, repeats: int) -
             "final_env_steps": np.asarray(metrics["env_steps"]).ravel().tolist(),
         }
         out["runs"].append(run)
+        if n == 1:
+            holder = {"states": states}
+
+            def one_call(advance=advance, hps=hps, eval_med=eval_med):
+                (holder["states"], _), dt = _timed(advance, holder["states"], hps)
+                return 1e3 * max(dt - eval_med, 1e-9) / (steps * UPDATES_PER_STEP)
+
+            out["one_call"] = one_call
         print(f"  ours  {env_name:18s} seeds={n}: compile {compile_s:6.1f}s  "
               f"{total_sps:7.1f} env steps/s total, {total_sps / n:7.1f} per seed "
               f"(eval {eval_med:.2f}s of {call_med:.2f}s/call; load {run['load_avg_1min']})", flush=True)
@@ -194,7 +206,7 @@ def bench_pieces(cfg, hp, env, nets, steps: int, repeats: int) -> dict:
 # ------------------------------------------------------------------------------------------
 # Brax
 # ------------------------------------------------------------------------------------------
-def bench_brax(env_name: str, steps: int, repeats: int, seed: int = 0) -> dict:
+def bench_brax(env_name: str, steps: int, repeats: int, seed: int = 0, between=None) -> dict:
     from brax import envs
     from brax.training.agents.sac import networks as sac_networks
     from brax.training.agents.sac import train as brax_sac
@@ -203,12 +215,16 @@ def bench_brax(env_name: str, steps: int, repeats: int, seed: int = 0) -> dict:
     records = []
     t0 = time.perf_counter()
 
+    interleaved = []
+
     def progress(step, metrics):
         rec = {"t": time.perf_counter() - t0, "env_steps": int(step), "load_avg_1min": _load()}
         for k in ("training/sps", "training/walltime", "eval/epoch_eval_time", "eval/episode_reward"):
             if k in metrics:
                 rec[k] = float(metrics[k])
         records.append(rec)
+        if between is not None and "training/sps" in metrics:
+            interleaved.append(between())     # one timed block of ours right after each Brax epoch
 
     brax_sac.train(
         environment=envs.get_environment(env_name, backend=BACKEND),
@@ -240,6 +256,14 @@ def bench_brax(env_name: str, steps: int, repeats: int, seed: int = 0) -> dict:
         "final_eval_return": records[-1].get("eval/episode_reward"),
         "progress": records,
     }
+    if between is not None:
+        # side by side: epoch i of Brax, then one block of ours (1 seed), alternating; the first
+        # Brax epoch includes its compile, so pairs start at the second
+        brax_ms = [1e3 * e / (steps * UPDATES_PER_STEP) for e in epoch_s[1:]]
+        ours_ms = interleaved[1:]
+        out["interleaved"] = {"brax_ms_per_update": brax_ms, "ours_ms_per_update": ours_ms,
+                              "brax_median_ms": _median(brax_ms), "ours_median_ms": _median(ours_ms),
+                              "ratio_ours_over_brax": _median(ours_ms) / _median(brax_ms)}
     print(f"  brax  {env_name:18s} seeds=1: compile~{out['compile_s']:6.1f}s  {sps:7.1f} env steps/s "
           f"(steady epochs {[round(x, 2) for x in steady]}s; evals {[round(x, 2) for x in eval_s]}s)", flush=True)
     return out
@@ -277,6 +301,16 @@ def pieces_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def side_by_side_table(results: dict) -> str:
+    lines = ["| env | ours ms / update (1 seed) | Brax ms / update | ours / Brax | pairs |", "|---|---|---|---|---|"]
+    for env_name, r in results.items():
+        it = r["brax"].get("interleaved")
+        if it:
+            lines.append(f"| {env_name} | {it['ours_median_ms']:.2f} | {it['brax_median_ms']:.2f} | "
+                         f"{it['ratio_ours_over_brax']:.2f} | {len(it['ours_ms_per_update'])} |")
+    return "\n".join(lines)
+
+
 def section(doc: dict) -> str:
     """The README section of one results JSON (one device)."""
     prov, s = doc["provenance"], doc["settings"]
@@ -289,6 +323,11 @@ Brax ran with the shims {s['brax_shims']} (`benchmarks/_brax_compat.py`). Benchm
 {doc['benchmark_wall_s'] / 60:.1f} min. Raw timings: [`{doc['json_name']}`]({doc['json_name']}).
 
 {table(doc['results'])}
+
+Side by side in time (the target's measure): one block of Brax training, then one block of ours
+(1 seed), alternating, so both see the same machine load; medians over the pairs:
+
+{side_by_side_table(doc['results'])}
 
 Where one step of our loop goes (1 seed, ms; each piece timed alone as a jitted scan):
 
@@ -369,8 +408,11 @@ def main(argv=None) -> None:
     results = {}
     for env_name in args.envs:
         print(f"{env_name}:", flush=True)
-        brax = bench_brax(env_name, args.steps, args.repeats)
         ours = bench_ours(env_name, args.seeds, args.steps, args.repeats)
+        brax = bench_brax(env_name, args.steps, args.repeats, between=ours.pop("one_call"))
+        it = brax["interleaved"]
+        print(f"  side by side (1 seed, alternating blocks): ours {it['ours_median_ms']:.2f} ms/update, "
+              f"Brax {it['brax_median_ms']:.2f} ms/update, ratio {it['ratio_ours_over_brax']:.2f}", flush=True)
         results[env_name] = {"ours": ours, "brax": brax}
     wall = time.perf_counter() - t_start
 

@@ -1,18 +1,18 @@
-"""Sample efficiency on Brax inverted_pendulum: MBPO, classic Dyna and SAC, return vs env steps.
+"""Sample efficiency on Brax inverted_pendulum: MBPO, classic Dyna, MVE, STEVE and SAC, return vs env steps.
 
   PYTHONPATH=. python benchmarks/sample_efficiency.py [--quick] [--seeds 0 1 2 3 4]
-      [--total-steps N] [--eval-every N] [--rollout-batch-size N] [--algos sac mbpo dyna]
+      [--total-steps N] [--eval-every N] [--rollout-batch-size N] [--algos mbpo dyna mve steve sac]
       [--out results/sample_efficiency]
 
 Each algorithm starts from its shipped config (`configs/<algo>/inverted_pendulum.yaml`). The only
 changes are the overrides this script applies, and every one is recorded in summary.json:
 
-* `total_steps`, `eval_every`, `eval_episodes` are set to the same values for all three
-  algorithms, so every curve has the same env-step budget and the same evaluation points;
-* `warmup_steps` is kept at the shipped 1000 for all three (it is 1000 in every shipped config);
+* `total_steps`, `eval_every`, `eval_episodes` are set to the same values for every
+  algorithm, so every curve has the same env-step budget and the same evaluation points;
+* `warmup_steps` is kept at the shipped 1000 for all (it is 1000 in every shipped config);
 * `rollout_batch_size` of MBPO and Dyna is lowered from the shipped value only if
   `--rollout-batch-size` is given (CPU time); nothing else (model, SAC, updates per step,
-  real ratio, rollout schedule) is changed.
+  real ratio, rollout schedule, value horizon) is changed.
 
 All seeds of one algorithm run in one compiled program (`run_sweep(..., batching="map")`, so a
 seed's curve equals that seed run alone). The algorithms run one after another; after each one,
@@ -54,16 +54,17 @@ from jaxdyna.results import plot_curves, steps_to_threshold
 ENV = "inverted_pendulum"
 MAX_RETURN = 1000.0
 THRESHOLD = 0.9 * MAX_RETURN
-ALGOS = ("mbpo", "dyna", "sac")
+ALGOS = ("mbpo", "dyna", "mve", "steve", "sac")
 ROOT = Path(__file__).resolve().parent.parent
-LABELS = {"mbpo": "MBPO", "dyna": "Dyna (classic, 1-step, buffer actions)", "sac": "SAC"}
+LABELS = {"mbpo": "MBPO", "dyna": "Dyna (classic, 1-step, buffer actions)", "mve": "MVE (H=3, TD-k)",
+          "steve": "STEVE (H=3)", "sac": "SAC"}
 
 
 def settings_for(algo: str, args) -> tuple[dict, dict, dict]:
     """(shipped values, overrides, merged values) for one algorithm."""
     shipped = load_yaml(ROOT / "configs" / algo / f"{ENV}.yaml")
     over = {"total_steps": args.total_steps, "eval_every": args.eval_every, "eval_episodes": args.eval_episodes}
-    if algo != "sac" and args.rollout_batch_size is not None:
+    if algo in ("mbpo", "dyna") and args.rollout_batch_size is not None:
         over["rollout_batch_size"] = args.rollout_batch_size
     # record only what differs from the shipped file
     over = {k: v for k, v in over.items() if shipped.get(k) != v}
@@ -214,14 +215,19 @@ def write_outputs(args, runs: dict, prov: dict, command: str) -> None:
     }
     write_json(out / "summary.json", summary)
 
-    curves = [(LABELS[a], np.asarray(runs[a]["env_steps"]), np.asarray(runs[a]["eval_return"]),
-               runs[a]["provenance"]["git_revision"]) for a in ALGOS if a in runs]
-    rb = {a: runs[a]["resolved"]["rollout_batch_size"] for a in runs if a != "sac"}
-    plot_curves(out / f"{ENV}.png", [c[:3] for c in curves],
-                title=f"{ENV} (Brax generalized): eval return vs env steps, mean + IQR over seeds",
-                footer=f"{command} | {prov['git_revision']} | {prov['device']} | rollout_batch_size {rb}")
-    _add_threshold_line(out / f"{ENV}.png", curves, prov, command, rb,
-                        warmup=next(iter(runs.values()))["resolved"]["warmup_steps"])
+    curves = [(LABELS[a], np.asarray(runs[a]["env_steps"]), np.asarray(runs[a]["eval_return"]))
+              for a in ALGOS if a in runs]
+    revs = sorted({runs[a]["provenance"]["git_revision"] for a in runs})
+    rb = {a: runs[a]["resolved"]["rollout_batch_size"] for a in runs if a in ("mbpo", "dyna")}
+    warmup = next(iter(runs.values()))["resolved"]["warmup_steps"]
+    plot_curves(out / f"{ENV}.png", curves,
+                title=f"Brax {ENV}: return vs env steps (mean, IQR band over seeds)",
+                footer=(f"{command}\nreport at {prov['git_revision']}, runs at {', '.join(revs)} | "
+                        f"{prov['device']} | rollout_batch_size {rb}"),
+                hlines=[(THRESHOLD, f"90% of max ({THRESHOLD:.0f})")],
+                vlines=[(warmup, f"end of random warm-up ({warmup})")] if warmup else [],
+                xlabel="env steps (warm-up included)", ylabel="eval return (mean of deterministic episodes)",
+                ylim=(-20, 1050))
 
     rows = ["| algo | seeds | seeds reaching 900 | median env steps to 900 (first eval >= 900) | "
             "median env steps to 900 sustained (all later evals >= 900) | final mean return (± std) | "
@@ -248,7 +254,7 @@ def write_outputs(args, runs: dict, prov: dict, command: str) -> None:
             desc = ", ".join(f"`{k}` {sh.get(k)} -> {v}" for k, v in o.items()) or "none"
             over_lines.append(f"* `{a}` (`{runs[a]['config_file']}`): {desc}")
     v = prov["versions"]
-    names = {"mbpo": "MBPO", "dyna": "classic Dyna", "sac": "SAC"}
+    names = {"mbpo": "MBPO", "dyna": "classic Dyna", "mve": "MVE", "steve": "STEVE", "sac": "SAC"}
     text = f"""# Sample efficiency on Brax inverted_pendulum: {" vs ".join(names[a] for a in ALGOS if a in runs)}
 
 ![return vs env steps](inverted_pendulum.png)
@@ -290,43 +296,6 @@ in `inverted_pendulum.csv` and `runs/<algo>.json` (all logged metrics).
 """
     write_text(out / "README.md", text)
     print(text)
-
-
-def _add_threshold_line(path, curves, prov, command, rb, warmup=0):
-    """Redraw with a dashed line at the 900 threshold (plot_curves draws curves only)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from jaxdyna.io import atomic_path
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=130)
-    for label, steps, returns, _rev in curves:
-        mean = np.nanmean(returns, axis=0)
-        n = returns.shape[0]
-        line, = ax.plot(steps, mean, marker="o", markersize=2.5, label=f"{label} (n={n})")
-        if n > 1:
-            lo, hi = np.nanpercentile(returns, [25, 75], axis=0)
-            ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.axhline(THRESHOLD, color="gray", linestyle="--", linewidth=0.8, label="90% of max (900)")
-    if warmup:
-        ax.axvline(warmup, color="gray", linestyle=":", linewidth=0.8, label=f"end of random warm-up ({warmup})")
-    ax.set_xlim(0, max(float(c[1][-1]) for c in curves) * 1.02)
-    ax.set_xlabel("env steps (warm-up included)")
-    ax.set_ylabel("eval return (mean of deterministic episodes)")
-    ax.set_title("Brax inverted_pendulum: return vs env steps (mean, IQR band over seeds)", fontsize=9)
-    ax.set_ylim(-20, 1050)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=7)
-    revs = sorted({c[3] for c in curves})
-    footer = (f"{command}\nreport at {prov['git_revision']}, runs at {', '.join(revs)} | {prov['device']} | "
-              f"rollout_batch_size {rb}")
-    fig.text(0.01, 0.005, footer, fontsize=5.5, color="gray")
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,7 +107,7 @@ def _run_one(cfg, hp, args, out: Path, command: str):
 
 
 def _command(args) -> str:
-    return "jaxdyna " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return args.command_line
 
 
 def cmd_run(args) -> int:
@@ -209,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        # the command recorded in every provenance block (also for `python -m jaxdyna`)
+        args.command_line = "jaxdyna " + shlex.join(sys.argv[1:] if argv is None else argv)
         if getattr(args, "func", None) is None:
             parser.print_help(sys.stderr)
             return 2

@@ -244,6 +244,28 @@ def make_step_fn(cfg, ens: Ensemble | None, model: ModelState | None, env) -> Ca
     return step
 
 
+def rollout(step_fn, policy, obs, key, horizon: int):
+    """`horizon` imagined steps from `obs` ([..., B, d]): the one rollout loop of the package.
+
+    `policy(obs, key, t) -> action`; `step_fn(obs, action, key) -> (next_obs, reward, terminal)`.
+    Returns obs [H+1, ...], actions [H, ...], rewards [H, ...], cont [H+1, ...] where cont[i] = 1
+    when no imagined termination happened before reaching state i (cont[0] = 1). Dyna / MBPO
+    (`imagine`) store the path in the model buffer; MVE / STEVE use it for targets.
+    """
+    def body(carry, xs):
+        o, alive = carry
+        t, k = xs
+        k_act, k_step = jax.random.split(k)
+        a = policy(o, k_act, t)
+        o2, r, term = step_fn(o, a, k_step)
+        return (o2, alive * (1.0 - term)), (o, a, r, alive)
+
+    ones = jnp.ones(obs.shape[:-1])
+    (last, alive), (os_, acts, rews, conts) = jax.lax.scan(
+        body, (obs, ones), (jnp.arange(horizon), jax.random.split(key, horizon)))
+    return jnp.concatenate([os_, last[None]]), acts, rews, jnp.concatenate([conts, alive[None]])
+
+
 def imagine(cfg, ens, model, env, start: Transition, policy, length, key):
     """Branched rollouts of `length` (traced, <= max_rollout_length) steps from buffer states.
 
@@ -251,24 +273,18 @@ def imagine(cfg, ens, model, env, start: Transition, policy, length, key):
     (`policy`, MBPO) or uniform (`random`). Each step a random elite per sample. Rollouts stop
     after a (predicted) termination. Returns transitions [max_len * B] and their validity mask.
     """
-    step_fn = make_step_fn(cfg, ens, model, env)
-    b = start.obs.shape[0]
-
-    def body(carry, t):
-        obs, alive, k = carry
-        k, k_act, k_step = jax.random.split(k, 3)
+    def act(obs, k, t):
         if cfg.action_source == "random":
-            act = jax.random.uniform(k_act, start.action.shape, minval=-1.0, maxval=1.0)
-        else:
-            act = policy(obs, k_act)
-            if cfg.action_source == "buffer":
-                act = jnp.where(t == 0, start.action, act)
-        next_obs, reward, terminal = step_fn(obs, act, k_step)
-        valid = alive & (t < length)
-        trans = Transition(obs=obs, action=act, reward=reward, next_obs=next_obs, terminal=terminal)
-        return (next_obs, alive & (terminal < 0.5), k), (trans, valid)
+            return jax.random.uniform(k, start.action.shape, minval=-1.0, maxval=1.0)
+        a = policy(obs, k)
+        return jnp.where(t == 0, start.action, a) if cfg.action_source == "buffer" else a
 
-    _, (trans, valid) = jax.lax.scan(body, (start.obs, jnp.ones(b, bool), key), jnp.arange(cfg.max_rollout_length))
+    H = cfg.max_rollout_length
+    obs, acts, rews, cont = rollout(make_step_fn(cfg, ens, model, env), act, start.obs, key, H)
+    alive = cont[:-1] > 0.5
+    # on a live step, the step terminated exactly when the next state is no longer live
+    trans = Transition(obs=obs[:-1], action=acts, reward=rews, next_obs=obs[1:], terminal=alive * (1.0 - cont[1:]))
+    valid = alive & (jnp.arange(H)[:, None] < length)
     flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), trans)
     return flat, valid.reshape(-1)
 

@@ -50,32 +50,46 @@ def steps_to_threshold(steps: np.ndarray, returns: np.ndarray, threshold: float)
 
 
 def plot_curves(path: Path, curves: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str,
-                footer: str = "") -> None:
+                footer: str = "", *, hlines: Sequence[tuple[float, str]] = (),
+                vlines: Sequence[tuple[float, str]] = (), xlabel: str = "env steps",
+                ylabel: str = "eval return", ylim: tuple[float, float] | None = None) -> None:
     """Return vs env steps: mean line and an interquartile (25-75%) band across seeds, one line per label.
 
-    `curves` holds (label, steps [evals], returns [seeds, evals]).
+    `curves` holds (label, steps [evals], returns [seeds, evals]). `hlines` / `vlines` are
+    (position, label) reference lines (a return threshold, the end of warm-up). `footer` (the
+    provenance) may span several lines.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=130)
     for label, steps, returns in curves:
+        returns = np.asarray(returns, float)
         mean = np.nanmean(returns, axis=0)
         n = returns.shape[0]
-        line, = ax.plot(steps, mean, label=f"{label} (n={n})")
+        line, = ax.plot(steps, mean, marker="o", markersize=2.5, label=f"{label} (n={n})")
         if n > 1:
             lo, hi = np.nanpercentile(returns, [25, 75], axis=0)
             ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("eval return")
-    ax.set_title(title)
+    for y, label in hlines:
+        ax.axhline(y, color="gray", linestyle="--", linewidth=0.8, label=label)
+    for x, label in vlines:
+        ax.axvline(x, color="gray", linestyle=":", linewidth=0.8, label=label)
+    if curves:
+        ax.set_xlim(0, max(float(np.max(c[1])) for c in curves) * 1.02)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="best", fontsize=7)
+    lines = footer.count("\n") + 1 if footer else 0
     if footer:
-        fig.text(0.01, 0.005, footer, fontsize=6, color="gray")
-    fig.tight_layout(rect=(0, 0.03 if footer else 0, 1, 1))
+        fig.text(0.01, 0.005, footer, fontsize=5.5, color="gray")
+    fig.tight_layout(rect=(0, 0.03 * lines, 1, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)

@@ -28,24 +28,6 @@ from jaxdyna.sac import CriticTargets, Nets, one_step_target, sac_target, soft_v
 from jaxdyna.termination import KNOWN
 
 
-def rollout(step_fn, policy, obs, key, horizon: int):
-    """`horizon` imagined steps from `obs` ([..., B, d]).
-
-    Returns obs [H+1, ...], actions [H, ...], rewards [H, ...], cont [H+1, ...] where cont[i] = 1
-    when no imagined termination happened before reaching state i (cont[0] = 1).
-    """
-    def body(carry, k):
-        o, alive = carry
-        k_act, k_step = jax.random.split(k)
-        a = policy(o, k_act)
-        o2, r, term = step_fn(o, a, k_step)
-        return (o2, alive * (1.0 - term)), (o, a, r, alive)
-
-    ones = jnp.ones(obs.shape[:-1])
-    (last, alive), (os_, acts, rews, conts) = jax.lax.scan(body, (obs, ones), jax.random.split(key, horizon))
-    return (jnp.concatenate([os_, last[None]]), acts, rews, jnp.concatenate([conts, alive[None]]))
-
-
 def expanded_returns(rewards, cont, values, gamma, h):
     """G_i for i = 0..H: G_i = V_i for i >= h, else r_i + gamma * (cont_{i+1}/cont_i) G_{i+1}.
 
@@ -78,8 +60,8 @@ def make_mve_target(cfg, ens, model, env):
 
     def target_fn(nets: Nets, agent, batch, key, hp) -> CriticTargets:
         k_roll, k_vals = jax.random.split(jax.random.fold_in(key, 1))
-        policy = lambda o, k: sample_action(nets.actor, agent.actor, o, k)[0]
-        obs, acts, rews, cont = rollout(step_fn, policy, batch.next_obs, k_roll, H)
+        policy = lambda o, k, _t: sample_action(nets.actor, agent.actor, o, k)[0]
+        obs, acts, rews, cont = mdl.rollout(step_fn, policy, batch.next_obs, k_roll, H)
         v0 = soft_value(nets, agent, obs[0], key)
         values = v0[None]
         if H:
@@ -147,8 +129,8 @@ def make_steve_target(cfg, ens, model, env):
     def target_fn(nets: Nets, agent, batch, key, hp) -> CriticTargets:
         k_roll, k_vals = jax.random.split(key)
         start = jnp.broadcast_to(batch.next_obs, (members,) + batch.next_obs.shape)
-        policy = lambda o, k: sample_action(nets.actor, agent.actor, o, k)[0]
-        obs, _, rews, cont = rollout(step_fn, policy, start, k_roll, H)          # [H(+1), M, B]
+        policy = lambda o, k, _t: sample_action(nets.actor, agent.actor, o, k)[0]
+        obs, _, rews, cont = mdl.rollout(step_fn, policy, start, k_roll, H)          # [H(+1), M, B]
         vals = jax.vmap(lambda o, k: head_values(nets, agent, o, k))(obs, jax.random.split(k_vals, H + 1))
         # partial sums of discounted imagined rewards: S_h = sum_{i<h} gamma^i cont_i r_i
         disc = hp.gamma ** jnp.arange(H + 1.0)

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from jaxdyna.tabular.cli import MazeInputError, add_maze_parser, run_maze
 from jaxdyna.tabular.dyna_q import dyna_q, dyna_q_plus, make_train, run, run_episodes, to_numpy
 from jaxdyna.tabular.experiments import episode_path_use, opened_cells
 from jaxdyna.tabular.maze import (BLOCKING_MAZE, DYNA_MAZE, SHORTCUT_MAZE, cell, env_step, make_env,
                                   parse_layout, render, shortest_path_length, transition_table)
 
-REPO = Path(__file__).resolve().parent.parent
 UP, DOWN, RIGHT, LEFT = range(4)
 
 
@@ -235,9 +231,7 @@ def test_cli_rejects_bad_input(tmp_path, argv, field):
 
 
 def _cli(args, cwd):
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "jaxdyna.tabular.cli", "maze", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return run_cli("maze", *args, cwd=cwd, timeout=120)
 
 
 def test_cli_end_to_end(tmp_path):
@@ -257,11 +251,11 @@ def test_cli_end_to_end(tmp_path):
     assert summary["shortest_path"] == [5] and summary["runs"] == 2
     assert set(summary["results"]) == {"Dyna-Q n=0", "Dyna-Q n=3"}
     prov = summary["provenance"]
-    assert prov["command"].startswith("python -m jaxdyna.tabular.cli maze --layout")
+    assert prov["command"].startswith("jaxdyna maze --layout")
     assert {"git_revision", "device", "versions"} <= set(prov)
 
     bad = _cli(["nowhere"], tmp_path)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1] == \
-        "error: maze: unknown maze 'nowhere'; allowed: dyna-maze, blocking, shortcut"
+        "jaxdyna: error: maze: unknown maze 'nowhere'; allowed: dyna-maze, blocking, shortcut"
     assert "Traceback" not in bad.stderr

@@ -45,7 +45,7 @@ def test_oracle_h_step_target_is_true_discounted_return_plus_bootstrap():
     policy = lambda o, k: jnp.tanh(2.0 * o[..., 1:2] + 0.5 * o[..., 3:4])      # deterministic
     value = lambda o: 10.0 - 50.0 * o[..., 1] ** 2
     step = lambda o, a, k: oracle_step(env, "inverted_pendulum", o, a)
-    obs, acts, rews, cont = jax.jit(lambda o: vx.rollout(step, policy, o, jax.random.PRNGKey(1), H))(es.brax.obs)
+    obs, acts, rews, cont = jax.jit(lambda o: mdl.rollout(step, lambda o, k, _t: policy(o, k), o, jax.random.PRNGKey(1), H))(es.brax.obs)
     values = value(obs)
     g0 = vx.expanded_returns(rews, cont, values, gamma, jnp.int32(H))[0]
     # the same H steps in the real env
