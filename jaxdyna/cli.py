@@ -106,10 +106,6 @@ def _run_one(cfg, hp, args, out: Path, command: str):
     return summary, result
 
 
-def _command(args) -> str:
-    return args.command_line
-
-
 def cmd_run(args) -> int:
     from jaxdyna import config as C
     from jaxdyna.sweep import check_fits
@@ -120,7 +116,7 @@ def cmd_run(args) -> int:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {out} exists and is not a directory")
     check_fits(cfg, hp, args.seeds)
-    _run_one(cfg, hp, args, out, _command(args))
+    _run_one(cfg, hp, args, out, args.command_line)
     return 0
 
 
@@ -144,7 +140,7 @@ def cmd_compare(args) -> int:
         raise ConfigError(f"--out: {out} exists and is not a directory")
     for cfg, hp in resolved:
         check_fits(cfg, hp, args.seeds)
-    command = _command(args)
+    command = args.command_line
     curves, table = [], {}
     for label, (cfg, hp) in zip(labels, resolved):
         summary, result = _run_one(cfg, hp, args, out / label, command)
