@@ -18,6 +18,7 @@ import yaml
 from flax import struct
 
 from jaxdyna.envs import BACKENDS, ENV_NAMES
+from jaxdyna.networks import POLICY_STDS
 
 ALGOS = ("sac", "dyna", "mbpo", "mve", "steve")
 MODELS = ("none", "learned", "oracle")
@@ -63,6 +64,8 @@ class Config:
     """Critic MLP hidden sizes (per Q head)."""
     num_critics: int = 2
     """Number of Q heads (2 = twin Q with the min target)."""
+    policy_std: str = "log_std"
+    """Policy std head: log_std (tanh-squashed log-std in [-5, 2]) | softplus (Brax's SAC)."""
     # --- model ---------------------------------------------------------------------------
     model: str = "none"
     """Dynamics model: none | learned (probabilistic ensemble) | oracle (the true Brax step)."""
@@ -176,7 +179,7 @@ HPARAM_FIELDS = {f.name: f for f in dataclasses.fields(HParams)}
 ALL_KEYS = sorted(set(CONFIG_FIELDS) | set(HPARAM_FIELDS))
 
 _CHOICES = {"algo": ALGOS, "env": ENV_NAMES, "backend": BACKENDS, "model": MODELS,
-            "action_source": ACTION_SOURCES, "termination": TERMINATIONS}
+            "action_source": ACTION_SOURCES, "termination": TERMINATIONS, "policy_std": POLICY_STDS}
 
 
 def _coerce(name: str, value: Any, kind: type) -> Any:

@@ -33,17 +33,27 @@ class MLP(nn.Module):
         return jnp.sum(x * kernel[:, 0], axis=-1, keepdims=True) + bias
 
 
+POLICY_STDS = ("log_std", "softplus")
+
+
 class Actor(nn.Module):
-    """Outputs the mean and log-std of a Gaussian that is squashed by tanh."""
+    """Outputs the mean and log-std of a Gaussian that is squashed by tanh.
+
+    `std`: how the second half of the head becomes a standard deviation.
+    `log_std`: tanh-squashed into log-std [-5, 2] (CleanRL, MBPO's softlearning clips to [-20, 2]);
+    about 0.22 at initialisation. `softplus`: softplus(x) + 0.001 (Brax's SAC); about 0.69.
+    """
     hidden: Sequence[int]
     action_size: int
+    std: str = "log_std"
 
     @nn.compact
     def __call__(self, obs):
         out = MLP(self.hidden, 2 * self.action_size)(obs)
-        mean, log_std = jnp.split(out, 2, axis=-1)
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(log_std) + 1.0)
-        return mean, log_std
+        mean, raw = jnp.split(out, 2, axis=-1)
+        if self.std == "softplus":
+            return mean, jnp.log(jax.nn.softplus(raw) + 1e-3)
+        return mean, LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(raw) + 1.0)
 
 
 class Critic(nn.Module):

@@ -37,7 +37,7 @@ class Nets(NamedTuple):
 
 
 def make_nets(cfg, action_size: int) -> Nets:
-    return Nets(Actor(cfg.actor_hidden, action_size), Critic(cfg.critic_hidden, cfg.num_critics), action_size)
+    return Nets(Actor(cfg.actor_hidden, action_size, cfg.policy_std), Critic(cfg.critic_hidden, cfg.num_critics), action_size)
 
 
 def agent_init(nets: Nets, key: jax.Array, obs_size: int, hp) -> AgentState:

@@ -34,6 +34,7 @@ def test_round_trip():
     ({"actor_hidden": [64, -1]}, "actor_hidden"),
     ({"algo": "mbpo", "num_elites": 9}, "num_elites"),
     ({"algo": "mbpo", "rollout_max_len": 5}, "rollout_max_len"),
+    ({"policy_std": "gaussian"}, "policy_std: unknown .gaussian.; allowed: log_std, softplus"),
 ])
 def test_bad_values_name_the_field(values, field):
     with pytest.raises(ConfigError, match=field) as e:
