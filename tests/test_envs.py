@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdyna.envs import env_reset, env_step, make_env
+from jaxdyna.envs import env_reset, env_step, evaluate, make_env
 
 
 def test_true_next_obs_kept_and_truncation_is_not_terminal():
@@ -36,3 +36,32 @@ def test_termination_sets_terminal_and_resets():
             break
     assert float(tr.terminal[0]) == 1.0 and abs(float(tr.next_obs[0, 1])) > 0.2
     assert int(es.steps[0]) == 0 and float(ended[0]) == t + 1
+
+
+def test_evaluate_matches_stepping_each_episode_to_its_end():
+    """Returns and lengths equal a plain Python loop per episode, including episodes that end early
+    (a constant push topples the pendulum) and ones capped by the time limit."""
+    env = make_env("inverted_pendulum", "spring")
+    step = jax.jit(env.step)
+    cap = 60
+    run = jax.jit(lambda k, push: evaluate(env, lambda obs, _k: jnp.full((obs.shape[0], 1), push), k, 3, cap))
+    for push in (1.0, 0.0):
+        ret, length = run(jax.random.PRNGKey(4), push)
+        # the same reset keys as evaluate, then each episode stepped alone
+        k_reset, _ = jax.random.split(jax.random.PRNGKey(4))
+        rets, lens = [], []
+        for k in jax.random.split(k_reset, 3):
+            s, r, n = env.reset(k), 0.0, 0
+            while n < cap:
+                s = step(s, jnp.full((1,), push))
+                r, n = r + float(s.reward), n + 1
+                if float(s.done):
+                    break
+            rets.append(r)
+            lens.append(n)
+        np.testing.assert_allclose(float(ret), np.mean(rets), rtol=1e-6)
+        np.testing.assert_allclose(float(length), np.mean(lens), rtol=1e-6)
+        if push:
+            assert max(lens) < cap        # every episode terminated early
+        else:
+            assert lens == [cap] * 3      # balanced until the time limit
