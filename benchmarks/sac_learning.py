@@ -21,7 +21,6 @@ provenance), <out>/inverted_pendulum.png and <out>/README.md. Needs the
 from __future__ import annotations
 
 import argparse
-import functools
 import shlex
 import sys
 import time
@@ -37,7 +36,8 @@ from jaxdyna.io import provenance, write_json, write_text  # noqa: E402
 from jaxdyna.results import plot_curves, steps_to_threshold  # noqa: E402
 from jaxdyna.sweep import run_sweep  # noqa: E402
 # the matched settings are the throughput benchmark's, defined once there
-from sac_throughput import BACKEND, BATCH, BUFFER, EPISODE_LENGTH, GAMMA, HIDDEN, LR, TAU, WARMUP  # noqa: E402
+from sac_throughput import (BACKEND, BATCH, BUFFER, EPISODE_LENGTH, GAMMA, HIDDEN, LR, TAU, WARMUP,  # noqa: E402
+                            run_brax_sac)
 
 ENV = "inverted_pendulum"
 TARGET_ENTROPY = -0.5     # Brax's SAC: -0.5 * action size (1 here)
@@ -45,10 +45,6 @@ THRESHOLD = 900.0
 
 
 def brax_curves(seeds, total_steps: int, eval_every: int, eval_episodes: int) -> dict:
-    from brax import envs
-    from brax.training.agents.sac import networks as sac_networks
-    from brax.training.agents.sac import train as brax_sac
-
     curves, seconds = [], []
     for seed in seeds:
         points = []
@@ -60,15 +56,8 @@ def brax_curves(seeds, total_steps: int, eval_every: int, eval_episodes: int) ->
                       f"{float(metrics['eval/episode_reward']):7.1f}", flush=True)
 
         t = time.perf_counter()
-        brax_sac.train(
-            environment=envs.get_environment(ENV, backend=BACKEND),
-            num_timesteps=total_steps, episode_length=EPISODE_LENGTH, num_envs=1,
-            num_eval_envs=eval_episodes, learning_rate=LR, discounting=GAMMA, tau=TAU, batch_size=BATCH,
-            grad_updates_per_step=1, min_replay_size=WARMUP, max_replay_size=BUFFER,
-            num_evals=total_steps // eval_every + 1, deterministic_eval=True, normalize_observations=False,
-            reward_scaling=1.0, seed=seed,
-            network_factory=functools.partial(sac_networks.make_sac_networks, hidden_layer_sizes=HIDDEN),
-            progress_fn=progress)
+        run_brax_sac(ENV, total_steps, num_evals=total_steps // eval_every + 1, num_eval_envs=eval_episodes,
+                     seed=seed, progress_fn=progress)
         seconds.append(time.perf_counter() - t)
         curves.append(points)
     return {"curves": curves, "wall_seconds": seconds}

@@ -220,11 +220,23 @@ def bench_pieces(cfg, hp, env, nets, steps: int, repeats: int) -> dict:
 # ------------------------------------------------------------------------------------------
 # Brax
 # ------------------------------------------------------------------------------------------
-def bench_brax(env_name: str, steps: int, repeats: int, seed: int = 0, between=None) -> dict:
+def run_brax_sac(env_name: str, num_timesteps: int, num_evals: int, num_eval_envs: int, seed: int, progress_fn):
+    """Brax's own `sac.train` at the matched settings above (the one call both benchmarks make)."""
     from brax import envs
     from brax.training.agents.sac import networks as sac_networks
     from brax.training.agents.sac import train as brax_sac
 
+    return brax_sac.train(
+        environment=envs.get_environment(env_name, backend=BACKEND),
+        num_timesteps=num_timesteps, episode_length=EPISODE_LENGTH, num_envs=1, num_eval_envs=num_eval_envs,
+        learning_rate=LR, discounting=GAMMA, tau=TAU, batch_size=BATCH, grad_updates_per_step=UPDATES_PER_STEP,
+        min_replay_size=WARMUP, max_replay_size=BUFFER, num_evals=num_evals, deterministic_eval=True,
+        normalize_observations=False, reward_scaling=1.0, seed=seed,
+        network_factory=functools.partial(sac_networks.make_sac_networks, hidden_layer_sizes=HIDDEN),
+        progress_fn=progress_fn)
+
+
+def bench_brax(env_name: str, steps: int, repeats: int, seed: int = 0, between=None) -> dict:
     epochs = repeats + 1
     records = []
     t0 = time.perf_counter()
@@ -240,14 +252,8 @@ def bench_brax(env_name: str, steps: int, repeats: int, seed: int = 0, between=N
         if between is not None and "training/sps" in metrics:
             interleaved.append(between())     # one timed block of ours right after each Brax epoch
 
-    brax_sac.train(
-        environment=envs.get_environment(env_name, backend=BACKEND),
-        num_timesteps=WARMUP + steps * epochs, episode_length=EPISODE_LENGTH, num_envs=1, num_eval_envs=1,
-        learning_rate=LR, discounting=GAMMA, tau=TAU, batch_size=BATCH, grad_updates_per_step=UPDATES_PER_STEP,
-        min_replay_size=WARMUP, max_replay_size=BUFFER, num_evals=epochs + 1, deterministic_eval=True,
-        normalize_observations=False, reward_scaling=1.0, seed=seed,
-        network_factory=functools.partial(sac_networks.make_sac_networks, hidden_layer_sizes=HIDDEN),
-        progress_fn=progress)
+    run_brax_sac(env_name, WARMUP + steps * epochs, num_evals=epochs + 1, num_eval_envs=1, seed=seed,
+                 progress_fn=progress)
     total = time.perf_counter() - t0
 
     train_recs = [r for r in records if "training/sps" in r]

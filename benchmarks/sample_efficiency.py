@@ -176,6 +176,21 @@ def analyse(run: dict, budget: int) -> dict:
     }
 
 
+def _ratio(stats: dict, budgets: dict, key: str) -> tuple[float | None, str]:
+    """SAC's median env steps to 900 over MBPO's (by `key`), or a bound when one never got there."""
+    mb, sc = stats.get("mbpo"), stats.get("sac")
+    if not (mb and sc):
+        return None, "n/a"
+    a, b = mb[key], sc[key]
+    if a is not None and b is not None:
+        return b / a, f"{b / a:.2f}"
+    if a is not None:
+        return None, f"> {budgets['sac'] / a:.2f} (SAC did not reach 900 within {budgets['sac']:,} steps; lower bound)"
+    if b is not None:
+        return None, f"< {b / budgets['mbpo']:.2f} (MBPO did not reach 900 within {budgets['mbpo']:,} steps)"
+    return None, "undefined (neither reached 900)"
+
+
 def write_outputs(args, runs: dict, prov: dict, command: str) -> None:
     out = args.out
     budgets = {algo: int(run["resolved"]["total_steps"]) for algo, run in runs.items()}
@@ -190,26 +205,15 @@ def write_outputs(args, runs: dict, prov: dict, command: str) -> None:
     write_text(out / f"{ENV}.csv", buf.getvalue())
 
     stats = {algo: analyse(run, budgets[algo]) for algo, run in runs.items()}
-    mb, sc = stats.get("mbpo"), stats.get("sac")
-    ratio, ratio_text = None, "n/a"
-    if mb and sc:
-        a, b = mb["median_steps_to_900"], sc["median_steps_to_900"]
-        if a is not None and b is not None:
-            ratio = b / a
-            ratio_text = f"{ratio:.2f}"
-        elif a is not None:
-            ratio_text = (f"> {budgets['sac'] / a:.2f} (SAC did not reach 900 within {budgets['sac']:,} steps; "
-                          "lower bound)")
-        elif b is not None:
-            ratio_text = f"< {b / budgets['mbpo']:.2f} (MBPO did not reach 900 within {budgets['mbpo']:,} steps)"
-        else:
-            ratio_text = "undefined (neither reached 900)"
+    ratio, ratio_text = _ratio(stats, budgets, "median_steps_to_900")
+    ratio_sus, ratio_sus_text = _ratio(stats, budgets, "median_sustained_steps_to_900")
 
     summary = {
         "env": ENV, "threshold": THRESHOLD, "max_return": MAX_RETURN, "env_step_budgets": budgets,
         "steps_definition": "first evaluation (env steps incl. warm-up) whose mean deterministic return >= threshold",
         "sustained_steps_definition": "first evaluation from which every later evaluation is >= threshold",
         "ratio_sac_over_mbpo_median_steps": ratio, "ratio_sac_over_mbpo_text": ratio_text,
+        "ratio_sac_over_mbpo_median_sustained_steps": ratio_sus, "ratio_sac_over_mbpo_sustained_text": ratio_sus_text,
         "algos": {algo: {**stats[algo],
                          "seeds": run["seeds"], "compile_seconds": run["compile_seconds"],
                          "run_seconds": run["run_seconds"], "config_file": run["config_file"],
@@ -273,7 +277,9 @@ algorithm: {budget_text}.
 
 {chr(10).join(rows)}
 
-**Ratio SAC / MBPO (median env steps to 900): {ratio_text}**
+**Ratio SAC / MBPO, median env steps to 900 sustained (from then on every evaluation >= 900):
+{ratio_sus_text}**; by the first evaluation >= 900: {ratio_text} (a single lucky evaluation counts
+there, so the sustained ratio is the headline).
 
 Env steps to 900 per seed:
 
