@@ -9,7 +9,7 @@ measures, in one process:
   (`lower(...).compile()`, which includes the evaluation inside `advance`), then `--repeats`
   timed calls of one evaluation period (`--steps` env steps per seed, one collect step + one
   gradient update each, then one deterministic evaluation episode of `episode_length` steps).
-  The evaluation is also compiled and timed on its own (same N) and subtracted, so the
+  The evaluation is also compiled and timed on its own (same N, on the final states) and subtracted, so the
   "train" throughput excludes evaluation, like Brax's `training/sps`. The raw per-call time
   including evaluation is kept too. Warm-up collection (`prog.init`) is timed separately.
 * Brax 0.14.2 `brax.training.agents.sac.train.train` at matched settings (same env and backend,
@@ -164,7 +164,10 @@ def bench_ours(env_name: str, seeds_list: list[int], steps: int, repeats: int) -
 
     def one_call():
         (holder["state"], _), dt = _timed(plain, holder["state"], hp)
-        return 1e3 * max(dt - eval1, 1e-9) / (steps * UPDATES_PER_STEP)
+        # evaluation ends when every episode has ended, so its cost changes as the agent learns:
+        # subtract the evaluation of the agent this call produced, timed right after it
+        ev_dt = _timed(ev1, holder["state"].agent, holder["state"].key)[1]
+        return 1e3 * max(dt - ev_dt, 1e-9) / (steps * UPDATES_PER_STEP)
 
     alone = [one_call() for _ in range(repeats)]
     out["unbatched_1_seed"] = {"compile_s": plain_compile, "eval_median_s": eval1, "ms_per_update": alone,
