@@ -68,6 +68,7 @@ def main(argv=None) -> int:
     hpa = as_arrays(hp)
     prog = make_train(cfg, num_evals=1)
     result = {"settings": to_dict(cfg, hp), "overrides": parse_set(args.set), "timed_env_steps": cfg.eval_every,
+              "repeats": args.repeats,
               "note": "evaluation (1 episode of up to episode_length steps) is inside the timed advance",
               "seeds": {}, "pieces": {}}
 
@@ -84,6 +85,7 @@ def main(argv=None) -> int:
                                    "env_steps_per_second_per_seed": cfg.eval_every / med}
         print(f"{n} seed(s): {n * cfg.eval_every / med:.1f} env steps/s total, compile {compile_s:.0f}s", flush=True)
         del states
+        save(result, cfg, args, command, complete=False)
 
     # --- each process alone, on one seed's state after warm-up -----------------------------
     env = make_env(cfg.env, cfg.backend)
@@ -95,6 +97,7 @@ def main(argv=None) -> int:
     fit = jax.jit(lambda s: mdl.fit_model(cfg, ens, s.model, s.real, key, hpa))
     model, fit_metrics = fit(state)
     state = state.replace(model=model)
+    result["model_epochs_in_timed_refit"] = int(fit_metrics["model_epochs"])
     policy = lambda agent: (lambda o, k: sample_action(nets.actor, agent.actor, o, k)[0])
 
     def imagine(s):
@@ -120,11 +123,17 @@ def main(argv=None) -> int:
         result["pieces"][name] = {"seconds_median": med, "seconds": ts}
         total += med
         print(f"{name}: {med:.3f}s", flush=True)
-    for v in result["pieces"].values():
-        v["share_of_chunk"] = v["seconds_median"] / total
-    result["model_epochs_in_timed_refit"] = int(fit_metrics["model_epochs"])
-    result["provenance"] = provenance(command)
+        for v in result["pieces"].values():
+            v["share_of_chunk"] = v["seconds_median"] / total
+        save(result, cfg, args, command, complete=False)
+    save(result, cfg, args, command, complete=True)
+    return 0
 
+
+def save(result, cfg, args, command, complete: bool) -> None:
+    """Write the JSON and Markdown table for what has been measured so far (atomically)."""
+    result["complete"] = complete
+    result["provenance"] = provenance(command)
     out = Path(args.out)
     write_json(out / f"{args.name}.json", result)
     p = result["provenance"]
@@ -132,17 +141,17 @@ def main(argv=None) -> int:
              f"Command: `{command}`  ", f"Git revision: `{p['git_revision']}`; device: {p['device']}; versions: "
              + ", ".join(f"{k} {v}" for k, v in p["versions"].items()), "",
              f"Settings: configs/mbpo/{cfg.env}.yaml with overrides {result['overrides'] or 'none'}; timed "
-             f"{cfg.eval_every} env steps per `advance` (median of {args.repeats}), evaluation included.", "",
+             f"{cfg.eval_every} env steps per `advance` (median of {result['repeats']}), evaluation included."
+             + ("" if result["complete"] else " **Incomplete: the run stopped before every stage below ran.**"), "",
              "| vmapped seeds | compile s | env steps/s total | env steps/s per seed |", "|---|---|---|---|"]
     for n, r in result["seeds"].items():
         lines.append(f"| {n} | {r['compile_seconds']:.0f} | {r['env_steps_per_second_total']:.2f} | "
                      f"{r['env_steps_per_second_per_seed']:.2f} |")
     lines += ["", f"Where one model_train_freq chunk goes (1 seed, each process timed alone; the timed refit ran "
-              f"{result['model_epochs_in_timed_refit']} epochs):", "", "| process | seconds | share |", "|---|---|---|"]
+              f"{result.get('model_epochs_in_timed_refit', '?')} epochs):", "", "| process | seconds | share |", "|---|---|---|"]
     for name, v in result["pieces"].items():
         lines.append(f"| {name} | {v['seconds_median']:.3f} | {100 * v['share_of_chunk']:.0f}% |")
     write_text(out / f"{args.name}.md", "\n".join(lines) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

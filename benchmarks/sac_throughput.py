@@ -348,7 +348,8 @@ def section(doc: dict) -> str:
 Command: `{prov['command']}`
 Git revision: `{prov['git_revision']}`. Versions: {versions}.
 Brax ran with the shims {s['brax_shims']} (`benchmarks/_brax_compat.py`). Benchmark wall time
-{doc['benchmark_wall_s'] / 60:.1f} min. Raw timings: [`{doc['json_name']}`]({doc['json_name']}).
+{doc['benchmark_wall_s'] / 60:.1f} min. Raw timings: [`{doc['json_name']}`]({doc['json_name']}).{'' if doc.get('complete', True) else
+' **Incomplete: the run stopped before every env it was asked for ran.**'}
 
 {table(doc['results'])}
 
@@ -433,6 +434,12 @@ def main(argv=None) -> None:
     shims = _brax_compat.install()
     prov = provenance(command)
     print(f"device: {prov['device']}; shims: {shims}", flush=True)
+    settings = {"backend": BACKEND, "batch_size": BATCH, "updates_per_step": UPDATES_PER_STEP,
+                "hidden": list(HIDDEN), "lr": LR, "gamma": GAMMA, "tau": TAU, "warmup_steps": WARMUP,
+                "buffer_size": BUFFER, "episode_length": EPISODE_LENGTH, "eval_episodes": 1,
+                "steps": args.steps, "repeats": args.repeats, "seeds": args.seeds, "envs": args.envs,
+                "brax_shims": shims, "quick": args.quick}
+    out_dir = Path(args.out)
     t_start = time.perf_counter()
     results = {}
     for env_name in args.envs:
@@ -443,18 +450,12 @@ def main(argv=None) -> None:
         print(f"  side by side (1 seed, alternating blocks): ours {it['ours_median_ms']:.2f} ms/update, "
               f"Brax {it['brax_median_ms']:.2f} ms/update, ratio {it['ratio_ours_over_brax']:.2f}", flush=True)
         results[env_name] = {"ours": ours, "brax": brax}
-    wall = time.perf_counter() - t_start
-
-    settings = {"backend": BACKEND, "batch_size": BATCH, "updates_per_step": UPDATES_PER_STEP,
-                "hidden": list(HIDDEN), "lr": LR, "gamma": GAMMA, "tau": TAU, "warmup_steps": WARMUP,
-                "buffer_size": BUFFER, "episode_length": EPISODE_LENGTH, "eval_episodes": 1,
-                "steps": args.steps, "repeats": args.repeats, "seeds": args.seeds, "envs": args.envs,
-                "brax_shims": shims, "quick": args.quick}
-    out_dir = Path(args.out)
-    doc = {"provenance": prov, "settings": settings, "benchmark_wall_s": wall, "json_name": f"{name}.json",
-           "results": results}
-    write_json(out_dir / f"{name}.json", doc)
-    write_readme(out_dir)
+        # written after every env, so a run stopped part-way keeps what it measured
+        wall = time.perf_counter() - t_start
+        doc = {"provenance": prov, "settings": settings, "benchmark_wall_s": wall, "json_name": f"{name}.json",
+               "complete": env_name == args.envs[-1], "results": results}
+        write_json(out_dir / f"{name}.json", doc)
+        write_readme(out_dir)
     print(table(results))
     print(pieces_table(results))
     print(f"wrote {out_dir / (name + '.json')} and README.md ({wall:.0f}s)")

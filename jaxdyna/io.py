@@ -44,7 +44,13 @@ def _jsonable(x: Any) -> Any:
 
 
 def git_revision() -> str:
-    """The git revision of the jaxdyna checkout (with '-dirty' if it has uncommitted changes)."""
+    """The git revision of the jaxdyna checkout (with '-dirty' if it has uncommitted changes).
+
+    A copy of the tree without its .git folder (e.g. shipped to another machine to run a benchmark)
+    can name its revision in the environment variable JAXDYNA_GIT_REVISION.
+    """
+    if os.environ.get("JAXDYNA_GIT_REVISION"):
+        return os.environ["JAXDYNA_GIT_REVISION"]
     root = Path(__file__).resolve().parent.parent
     try:
         rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root,

@@ -1,0 +1,37 @@
+"""Atomic writes and provenance."""
+
+import json
+
+import numpy as np
+import pytest
+
+from jaxdyna import io
+
+
+def test_write_json_round_trips_arrays_and_leaves_no_temp_files(tmp_path):
+    path = tmp_path / "sub" / "r.json"
+    io.write_json(path, {"a": np.arange(3), "b": 1.5})
+    assert json.loads(path.read_text()) == {"a": [0, 1, 2], "b": 1.5}
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    path = tmp_path / "r.json"
+    io.write_json(path, {"old": 1})
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(path) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert json.loads(path.read_text()) == {"old": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_git_revision_can_be_named_by_the_environment(monkeypatch):
+    monkeypatch.delenv("JAXDYNA_GIT_REVISION", raising=False)
+    from_git = io.git_revision()
+    assert from_git == "unknown" or len(from_git.split("-")[0]) == 12
+    monkeypatch.setenv("JAXDYNA_GIT_REVISION", "0123456789ab")
+    assert io.git_revision() == "0123456789ab"
+    prov = io.provenance("cmd")
+    assert prov["git_revision"] == "0123456789ab" and prov["command"] == "cmd"
+    assert {"jax", "python"} <= set(prov["versions"])
