@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     hpa = as_arrays(hp)
     prog = make_train(cfg, num_evals=1)
     result = {"settings": to_dict(cfg, hp), "overrides": parse_set(args.set), "timed_env_steps": cfg.eval_every,
-              "repeats": args.repeats,
+              "repeats": args.repeats, "provenance": provenance(command),
               "note": "evaluation (1 episode of up to episode_length steps) is inside the timed advance",
               "seeds": {}, "pieces": {}}
 
@@ -133,7 +133,6 @@ def main(argv=None) -> int:
 def save(result, cfg, args, command, complete: bool) -> None:
     """Write the JSON and Markdown table for what has been measured so far (atomically)."""
     result["complete"] = complete
-    result["provenance"] = provenance(command)
     out = Path(args.out)
     write_json(out / f"{args.name}.json", result)
     p = result["provenance"]
