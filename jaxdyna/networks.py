@@ -23,14 +23,7 @@ class MLP(nn.Module):
         act = ACTIVATIONS[self.activation]
         for h in self.hidden:
             x = act(nn.Dense(h)(x))
-        if self.out > 1:
-            return nn.Dense(self.out)(x)
-        # A single output as multiply-and-sum rather than a matrix-vector product: XLA's CPU
-        # matvec kernel rounds differently for batched and unbatched shapes, which would make
-        # a seed's run inside a vmapped sweep drift from the same seed run alone.
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], 1))
-        bias = self.param("bias", nn.initializers.zeros_init(), (1,))
-        return jnp.sum(x * kernel[:, 0], axis=-1, keepdims=True) + bias
+        return nn.Dense(self.out)(x)
 
 
 POLICY_STDS = ("log_std", "softplus")

@@ -46,12 +46,22 @@ def test_seed_in_batch_matches_seed_alone(sac):
         np.testing.assert_array_equal(np.asarray(v), metrics[k][1], err_msg=k)
 
 
-def test_vmapped_seeds_start_identical(sac):
-    """Under vmap, a seed starts exactly as alone; later evaluations may drift by float rounding."""
+def test_vmapped_seed_matches_alone_to_rounding(sac):
+    """Under vmap a seed's first period matches the seed alone up to float rounding (XLA's batched
+    CPU kernels round differently), far closer than another seed; bit-exact is `map` (above)."""
     cfg, hp, *_ = sac
     short = make_train(cfg, num_evals=1)
     keys, hps = run_keys(np.array(SEEDS)), stack_hparams([hp] * len(SEEDS))
-    _, vm = jax.jit(jax.vmap(short.train))(keys, hps)
-    _, alone = jax.jit(short.train)(keys[2], as_arrays(hp))
-    assert float(vm["eval_return"][2, 0]) == float(alone["eval_return"][0])
-    np.testing.assert_allclose(np.asarray(vm["critic_loss"][2]), np.asarray(alone["critic_loss"]), rtol=1e-3)
+    vm_state, vm = jax.jit(jax.vmap(short.train))(keys, hps)
+    alone_state, alone = jax.jit(short.train)(keys[2], as_arrays(hp))
+    for k in ("critic_loss", "actor_loss", "q_mean", "alpha"):
+        np.testing.assert_allclose(np.asarray(vm[k][2]), np.asarray(alone[k]), rtol=1e-3, err_msg=k)
+
+    def max_diff(a, b):
+        return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+                   for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+    seed_of = lambda i: jax.tree_util.tree_map(lambda x: x[i], vm_state.agent.actor)
+    to_alone = max_diff(seed_of(2), alone_state.agent.actor)
+    to_other_seed = max_diff(seed_of(2), seed_of(1))
+    assert to_alone < 0.05 * to_other_seed, (to_alone, to_other_seed)
