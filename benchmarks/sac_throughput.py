@@ -21,10 +21,10 @@ measures, in one process:
   time is estimated as (first epoch time - median steady epoch time). Brax trains one seed
   per call. It needs the `jax.device_put_replicated` shim in `benchmarks/_brax_compat.py`.
 
-One seed is also timed as the unbatched program (what `jaxdyna run --seeds 1` executes on CPU,
-where the default batching is `map`; the vmapped rows above use a vmap even for one seed, which
-batches every matmul and costs more on XLA CPU). Side by side: that unbatched program is also
-timed once right after each of Brax's training epochs
+One seed is also timed as the program `jaxdyna run --seeds 1` executes on this backend (the
+default batching: `map` on CPU, i.e. the unbatched program, because a vmap even of one seed
+batches every matmul and costs more on XLA CPU; `vmap` on accelerators). Side by side: that
+program is also timed once right after each of Brax's training epochs
 (from Brax's progress callback), so the two alternate block by block under the same machine
 load; the ratio of those medians is the headline comparison.
 
@@ -58,7 +58,7 @@ from jaxdyna.envs import Transition, env_reset, env_step, evaluate, make_env  # 
 from jaxdyna.io import provenance, write_json, write_text  # noqa: E402
 from jaxdyna.networks import deterministic_action  # noqa: E402
 from jaxdyna.sac import agent_init, learn, make_nets  # noqa: E402
-from jaxdyna.sweep import run_keys  # noqa: E402
+from jaxdyna.sweep import batched, resolve_batching, run_keys  # noqa: E402
 from jaxdyna.train import make_train  # noqa: E402
 
 BACKEND = "generalized"
@@ -152,28 +152,33 @@ def bench_ours(env_name: str, seeds_list: list[int], steps: int, repeats: int) -
         print(f"  ours  {env_name:18s} seeds={n}: compile {compile_s:6.1f}s  "
               f"{total_sps:7.1f} env steps/s total, {total_sps / n:7.1f} per seed "
               f"(eval {eval_med:.2f}s of {call_med:.2f}s/call; load {run['load_avg_1min']})", flush=True)
-    # One seed as `jaxdyna run --seeds 1` runs it on CPU (`batching="map"`: the unbatched program;
-    # a vmap of size 1 batches every matmul and is slower on XLA CPU). Timed once here, and once
-    # after each Brax epoch for the side-by-side comparison (`one_call`).
+    # One seed as `jaxdyna run --seeds 1` runs it on this backend: `batched(advance, "auto")` over
+    # a run axis of one (CPU: `lax.map`, i.e. the unbatched program, since a vmap of size 1 batches
+    # every matmul and is slower on XLA CPU; accelerators: `vmap`). Timed once here, and once after
+    # each Brax epoch for the side-by-side comparison (`one_call`).
+    batching = resolve_batching("auto")
+    hp1 = stack_hparams([hp])
     t = time.perf_counter()
-    plain = jax.jit(prog.advance).lower(singles[0], hp).compile()
+    plain = jax.jit(batched(prog.advance, batching)).lower(
+        jax.tree_util.tree_map(lambda x: x[None], singles[0]), hp1).compile()
     plain_compile = time.perf_counter() - t
     ev1 = jax.jit(eval_fn).lower(singles[0].agent, singles[0].key).compile()
-    holder = {"state": singles[0]}
+    holder = {"state": jax.tree_util.tree_map(lambda x: x[None], singles[0])}
     eval1 = _median([_timed(ev1, singles[0].agent, singles[0].key)[1] for _ in range(repeats)])
 
     def one_call():
-        (holder["state"], _), dt = _timed(plain, holder["state"], hp)
+        (holder["state"], _), dt = _timed(plain, holder["state"], hp1)
         # evaluation ends when every episode has ended, so its cost changes as the agent learns:
         # subtract the evaluation of the agent this call produced, timed right after it
-        ev_dt = _timed(ev1, holder["state"].agent, holder["state"].key)[1]
+        s = jax.tree_util.tree_map(lambda x: x[0], holder["state"])
+        ev_dt = _timed(ev1, s.agent, s.key)[1]
         return 1e3 * max(dt - ev_dt, 1e-9) / (steps * UPDATES_PER_STEP)
 
     alone = [one_call() for _ in range(repeats)]
-    out["unbatched_1_seed"] = {"compile_s": plain_compile, "eval_median_s": eval1, "ms_per_update": alone,
-                               "ms_per_update_median": _median(alone)}
+    out["as_run_1_seed"] = {"batching": batching, "compile_s": plain_compile, "eval_median_s": eval1,
+                            "ms_per_update": alone, "ms_per_update_median": _median(alone)}
     out["one_call"] = one_call
-    print(f"  ours  {env_name:18s} 1 seed unbatched: {_median(alone):.2f} ms/update", flush=True)
+    print(f"  ours  {env_name:18s} 1 seed as `jaxdyna run` ({batching}): {_median(alone):.2f} ms/update", flush=True)
     out["pieces_1_seed"] = bench_pieces(cfg, hp, env, nets, steps, repeats)
     return out
 
@@ -306,10 +311,14 @@ def table(results: dict) -> str:
             lines.append(f"| {env_name} | jaxdyna | {run['seeds']} | {run['compile_s']:.1f} | "
                          f"{run['env_steps_per_s_total']:.1f} | {run['env_steps_per_s_per_seed']:.1f} | "
                          f"{run['grad_updates_per_s_total']:.1f} | {run['ms_per_update_per_seed']:.2f} | {slow:.2f}x |")
-        ub = r["ours"].get("unbatched_1_seed")
+        ub, label = r["ours"].get("as_run_1_seed"), None
+        if ub:
+            label = f"as `jaxdyna run --seeds 1` ({ub['batching']})"
+        elif r["ours"].get("unbatched_1_seed"):       # files written before the batching was recorded (CPU)
+            ub, label = r["ours"]["unbatched_1_seed"], "unbatched (`jaxdyna run` on CPU)"
         if ub:
             ms = ub["ms_per_update_median"]
-            lines.append(f"| {env_name} | jaxdyna, unbatched (`jaxdyna run` on CPU) | 1 | {ub['compile_s']:.1f} | "
+            lines.append(f"| {env_name} | jaxdyna, {label} | 1 | {ub['compile_s']:.1f} | "
                          f"{1e3 / ms:.1f} | {1e3 / ms:.1f} | {1e3 / ms:.1f} | {ms:.2f} | - |")
         b = r["brax"]
         lines.append(f"| {env_name} | brax | 1 | ~{b['compile_s']:.1f} | {b['env_steps_per_s_total']:.1f} | "
@@ -354,8 +363,8 @@ Brax ran with the shims {s['brax_shims']} (`benchmarks/_brax_compat.py`). Benchm
 {table(doc['results'])}
 
 Side by side in time (the target's measure): one block of Brax training, then one block of ours
-(1 seed, the unbatched program `jaxdyna run --seeds 1` uses on CPU), alternating, so both see the
-same machine load; medians over the pairs:
+(1 seed, the program `jaxdyna run --seeds 1` runs on this device: unbatched `map` on CPU, a vmap
+over one seed on accelerators), alternating, so both see the same machine load; medians over the pairs:
 
 {side_by_side_table(doc['results'])}
 

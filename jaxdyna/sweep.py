@@ -76,6 +76,15 @@ def _shard_runs(x):
 BATCHING = ("auto", "vmap", "map")
 
 
+def resolve_batching(batching: str = "auto") -> str:
+    """`vmap` or `map`; `auto` is map on CPU and vmap on accelerators (see `batched`)."""
+    if batching not in BATCHING:
+        raise ConfigError(f"batching: unknown {batching!r}; allowed: {', '.join(BATCHING)}")
+    if batching == "auto":
+        return "map" if jax.default_backend() == "cpu" else "vmap"
+    return batching
+
+
 def batched(fn: Callable, batching: str = "auto") -> Callable:
     """`fn` over a leading run axis: `vmap` (parallel) or `lax.map` (one run after another).
 
@@ -84,11 +93,7 @@ def batched(fn: Callable, batching: str = "auto") -> Callable:
     differently from unbatched ones (so a seed would drift from the same seed run alone).
     Under `map` a seed's curve is bit-identical to the seed run alone.
     """
-    if batching not in BATCHING:
-        raise ConfigError(f"batching: unknown {batching!r}; allowed: {', '.join(BATCHING)}")
-    if batching == "auto":
-        batching = "map" if jax.default_backend() == "cpu" else "vmap"
-    if batching == "vmap":
+    if resolve_batching(batching) == "vmap":
         return jax.vmap(fn)
     return lambda *args: jax.lax.map(lambda a: fn(*a), args)
 
