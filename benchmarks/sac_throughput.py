@@ -348,6 +348,15 @@ def side_by_side_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def one_seed_program(results: dict) -> str:
+    """What the side-by-side one-seed block ran (files before `as_run_1_seed` used the unbatched one)."""
+    ours = next(iter(results.values()))["ours"] if results else {}
+    if "as_run_1_seed" in ours:
+        return (f"1 seed, the program `jaxdyna run --seeds 1` runs on this device: "
+                f"`{ours['as_run_1_seed']['batching']}` over one seed")
+    return "1 seed, the unbatched program, which `jaxdyna run --seeds 1` uses on CPU"
+
+
 def section(doc: dict) -> str:
     """The README section of one results JSON (one device)."""
     prov, s = doc["provenance"], doc["settings"]
@@ -363,8 +372,7 @@ Brax ran with the shims {s['brax_shims']} (`benchmarks/_brax_compat.py`). Benchm
 {table(doc['results'])}
 
 Side by side in time (the target's measure): one block of Brax training, then one block of ours
-(1 seed, the program `jaxdyna run --seeds 1` runs on this device: unbatched `map` on CPU, a vmap
-over one seed on accelerators), alternating, so both see the same machine load; medians over the pairs:
+({one_seed_program(doc['results'])}), alternating, so both see the same machine load; medians over the pairs:
 
 {side_by_side_table(doc['results'])}
 
@@ -384,8 +392,8 @@ Made by `benchmarks/sac_throughput.py`. Backend `{s['backend']}` for both implem
 one env per seed, batch {s['batch_size']}, {s['updates_per_step']} gradient update per env step, actor and
 twin critics {s['hidden']} relu, lr {s['lr']}, gamma {s['gamma']}, tau {s['tau']}, {s['warmup_steps']} random
 warm-up steps (not timed), replay capacity {s['buffer_size']}, episode length {s['episode_length']}, one
-deterministic evaluation episode. Throughput is the median over {s['repeats']} timed blocks of {s['steps']}
-env steps per seed, evaluation excluded (ours: the evaluation is timed on its own and subtracted;
+deterministic evaluation episode. Throughput is the median over `--repeats` timed blocks (the
+count is in each section's command; default 3) of {s['steps']} env steps per seed, evaluation excluded (ours: the evaluation is timed on its own and subtracted;
 Brax: its `training/sps`, which excludes it). "compile s" is `lower().compile()` of the vmapped
 `advance` for ours (that program includes the evaluation) and first-epoch time minus the steady
 epoch time for Brax (its training epoch only). Brax trains one seed per call. "per-seed slowdown"
