@@ -158,12 +158,12 @@ def bench_ours(env_name: str, seeds_list: list[int], steps: int, repeats: int) -
     # each Brax epoch for the side-by-side comparison (`one_call`).
     batching = resolve_batching("auto")
     hp1 = stack_hparams([hp])
+    first = jax.tree_util.tree_map(lambda x: x[None], singles[0])
     t = time.perf_counter()
-    plain = jax.jit(batched(prog.advance, batching)).lower(
-        jax.tree_util.tree_map(lambda x: x[None], singles[0]), hp1).compile()
+    plain = jax.jit(batched(prog.advance, batching)).lower(first, hp1).compile()
     plain_compile = time.perf_counter() - t
     ev1 = jax.jit(eval_fn).lower(singles[0].agent, singles[0].key).compile()
-    holder = {"state": jax.tree_util.tree_map(lambda x: x[None], singles[0])}
+    holder = {"state": first}
     eval1 = _median([_timed(ev1, singles[0].agent, singles[0].key)[1] for _ in range(repeats)])
 
     def one_call():
@@ -291,8 +291,8 @@ def bench_brax(env_name: str, steps: int, repeats: int, seed: int = 0, between=N
         ours_ms = interleaved[1:]
         out["interleaved"] = {"brax_ms_per_update": brax_ms, "ours_ms_per_update": ours_ms,
                               "brax_median_ms": _median(brax_ms), "ours_median_ms": _median(ours_ms),
-                              "ratio_ours_over_brax": _median(ours_ms) / _median(brax_ms),
-                              "median_pair_ratio": _median([o / b for o, b in zip(ours_ms, brax_ms)])}
+                              "ratio_ours_over_brax": _median(ours_ms) / _median(brax_ms)}
+        out["interleaved"]["median_pair_ratio"] = pair_ratio(out["interleaved"])
     print(f"  brax  {env_name:18s} seeds=1: compile~{out['compile_s']:6.1f}s  {sps:7.1f} env steps/s "
           f"(steady epochs {[round(x, 2) for x in steady]}s; evals {[round(x, 2) for x in eval_s]}s)", flush=True)
     return out
@@ -312,11 +312,7 @@ def table(results: dict) -> str:
             lines.append(f"| {env_name} | jaxdyna | {run['seeds']} | {run['compile_s']:.1f} | "
                          f"{run['env_steps_per_s_total']:.1f} | {run['env_steps_per_s_per_seed']:.1f} | "
                          f"{run['grad_updates_per_s_total']:.1f} | {run['ms_per_update_per_seed']:.2f} | {slow:.2f}x |")
-        ub, label = r["ours"].get("as_run_1_seed"), None
-        if ub:
-            label = f"as `jaxdyna run --seeds 1` ({ub['batching']})"
-        elif r["ours"].get("unbatched_1_seed"):       # files written before the batching was recorded (CPU)
-            ub, label = r["ours"]["unbatched_1_seed"], "unbatched (`jaxdyna run` on CPU)"
+        ub, label = one_seed_run(r["ours"])
         if ub:
             ms = ub["ms_per_update_median"]
             lines.append(f"| {env_name} | jaxdyna, {label} | 1 | {ub['compile_s']:.1f} | "
@@ -341,8 +337,6 @@ def pieces_table(results: dict) -> str:
 
 def pair_ratio(it: dict) -> float:
     """Median over pairs of (our block / the Brax epoch just before it): robust to slow drifts in load."""
-    if "median_pair_ratio" in it:
-        return it["median_pair_ratio"]
     return _median([o / b for o, b in zip(it["ours_ms_per_update"], it["brax_ms_per_update"])])
 
 
@@ -357,13 +351,17 @@ def side_by_side_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def one_seed_program(results: dict) -> str:
-    """What the side-by-side one-seed block ran (files before `as_run_1_seed` used the unbatched one)."""
-    ours = next(iter(results.values()))["ours"] if results else {}
+def one_seed_run(ours: dict) -> tuple[dict | None, str | None]:
+    """The one-seed timing that the side-by-side alternates with Brax, and what program it ran.
+
+    Files written before `as_run_1_seed` hold `unbatched_1_seed` (the CPU program) instead.
+    """
     if "as_run_1_seed" in ours:
-        return (f"1 seed, the program `jaxdyna run --seeds 1` runs on this device: "
-                f"`{ours['as_run_1_seed']['batching']}` over one seed")
-    return "1 seed, the unbatched program, which `jaxdyna run --seeds 1` uses on CPU"
+        run = ours["as_run_1_seed"]
+        return run, f"as `jaxdyna run --seeds 1` runs it here: {run['batching']} over one seed"
+    if "unbatched_1_seed" in ours:
+        return ours["unbatched_1_seed"], "unbatched, as `jaxdyna run --seeds 1` runs it on CPU"
+    return None, None
 
 
 def section(doc: dict) -> str:
@@ -381,7 +379,7 @@ Brax ran with the shims {s['brax_shims']} (`benchmarks/_brax_compat.py`). Benchm
 {table(doc['results'])}
 
 Side by side in time (the target's measure): one block of Brax training, then one block of ours
-({one_seed_program(doc['results'])}), alternating, so both see the same machine load; medians over the pairs:
+(1 seed, {one_seed_run(next(iter(doc['results'].values()))['ours'])[1]}), alternating, so both see the same machine load; medians over the pairs:
 
 {side_by_side_table(doc['results'])}
 
