@@ -98,11 +98,12 @@ def main(argv=None) -> int:
     model, fit_metrics = fit(state)
     state = state.replace(model=model)
     result["model_epochs_in_timed_refit"] = int(fit_metrics["model_epochs"])
-    policy = lambda agent: (lambda o, k: sample_action(nets.actor, agent.actor, o, k)[0])
+    dynamics = mdl.make_dynamics(cfg, ens, env)
+    policy = lambda agent: (lambda o, k: sample_action(nets.actor, agent.actor, o, k))
 
     def imagine(s):
         start = rb.buffer_sample(s.real, key, cfg.rollout_batch_size)
-        return mdl.imagine(cfg, ens, s.model, env, start, policy(s.agent), jnp.int32(cfg.max_rollout_length), key)
+        return mdl.imagine(cfg, dynamics, s.model, start, policy(s.agent), jnp.int32(cfg.max_rollout_length), key)
 
     def learn_chunk(s):
         def one(agent, k):

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxdyna.config import load_yaml, resolve, to_dict
+from jaxdyna.config import load_yaml, parse_set, resolve, to_dict
 from jaxdyna.io import provenance, write_json, write_text
 from jaxdyna.results import plot_curves, steps_to_threshold
 
@@ -70,6 +70,10 @@ def settings_for(algo: str, args) -> tuple[dict, dict, dict]:
             "eval_episodes": args.eval_episodes}
     if algo in ("mbpo", "dyna") and args.rollout_batch_size is not None:
         over["rollout_batch_size"] = args.rollout_batch_size
+    for item in args.set:                               # ALGO:KEY=VALUE, e.g. steve:steve_heads=mean
+        who, _, kv = item.partition(":")
+        if who == algo:
+            over.update(parse_set([kv]))
     # record only what differs from the shipped file
     over = {k: v for k, v in over.items() if shipped.get(k) != v}
     return shipped, over, {**shipped, **over}
@@ -321,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="an algorithm's own env-step budget (total_steps), e.g. sac=20000")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--eval-episodes", type=int, default=5)
+    p.add_argument("--set", nargs="+", default=[], metavar="ALGO:KEY=VALUE",
+                   help="override a config key of one algorithm (recorded with the run), e.g. mve:updates_per_step=10")
     p.add_argument("--rollout-batch-size", type=int, default=None,
                    help="MBPO and Dyna rollouts per refit (default: the shipped configs' values)")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "sample_efficiency")

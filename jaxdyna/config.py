@@ -24,6 +24,15 @@ ALGOS = ("sac", "dyna", "mbpo", "mve", "steve")
 MODELS = ("none", "learned", "oracle")
 ACTION_SOURCES = ("buffer", "policy", "random")
 TERMINATIONS = ("known", "learned", "never")
+STEVE_HEADS = ("min", "mean")
+MBPO_WEIGHT_DECAY = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)   # jannerm/mbpo mbpo/models/constructor.py
+
+
+def default_weight_decay(hidden_layers: int) -> tuple[float, ...]:
+    """MBPO's per-layer decays for a member with `hidden_layers` hidden layers: its hidden-layer
+    coefficients in order (7.5e-5 beyond the fourth), then 1e-4 on the output layer."""
+    hidden = MBPO_WEIGHT_DECAY[:-1] + (MBPO_WEIGHT_DECAY[-2],) * max(0, hidden_layers - 4)
+    return hidden[:hidden_layers] + MBPO_WEIGHT_DECAY[-1:]
 
 
 class ConfigError(ValueError):
@@ -84,13 +93,14 @@ class Config:
     model_max_epochs: int = 20
     """Upper bound on epochs per refit (early stopping usually ends sooner)."""
     model_patience: int = 5
-    """Stop a refit after this many epochs without holdout improvement."""
+    """Stop a refit once more than this many epochs pass without a >1% holdout gain on any member."""
+    model_weight_decay: tuple[float, ...] = MBPO_WEIGHT_DECAY
+    """Per-layer L2 coefficients (loss 0.5 * c * ||W||^2), one per model layer, output included;
+    one value applies to every layer. Default: MBPO's (`default_weight_decay`)."""
     model_holdout_ratio: float = 0.2
     """Fraction of the training window held out to score epochs and rank elites."""
     model_max_holdout: int = 5_000
     """Cap on the holdout size."""
-    learned_reward: bool = True
-    """Predict the reward with the model (else use the true reward function, when known)."""
     termination: str = "known"
     """Termination in imagination: known (written from the Brax env) | learned | never."""
     rollout_batch_size: int = 100_000
@@ -105,6 +115,8 @@ class Config:
     """MVE / STEVE: static maximum imagined horizon H for the TD target."""
     td_k: bool = False
     """MVE: also fit Q on targets for every step along the imagined path (the TD-k trick)."""
+    steve_heads: str = "min"
+    """STEVE: a horizon's point estimate over Q heads: min (clipped double Q, H = 0 is SAC) | mean."""
 
     # ------------------------------------------------------------------------------------
     @property
@@ -150,7 +162,6 @@ class HParams:
     rollout_max_len: Any = 1.0
     epoch_length: Any = 1000.0              # env steps per "epoch" of the rollout schedule
     model_lr: Any = 1e-3
-    model_weight_decay: Any = 5e-5
     horizon: Any = 0.0                      # MVE/STEVE effective horizon (<= value_horizon)
 
 
@@ -170,7 +181,6 @@ HPARAM_DOCS = {
     "rollout_max_len": "rollout-length schedule: length after end_epoch (<= max_rollout_length)",
     "epoch_length": "env steps per schedule epoch",
     "model_lr": "model Adam learning rate",
-    "model_weight_decay": "model L2 weight decay",
     "horizon": "MVE/STEVE effective horizon (<= value_horizon)",
 }
 
@@ -179,7 +189,8 @@ HPARAM_FIELDS = {f.name: f for f in dataclasses.fields(HParams)}
 ALL_KEYS = sorted(set(CONFIG_FIELDS) | set(HPARAM_FIELDS))
 
 _CHOICES = {"algo": ALGOS, "env": ENV_NAMES, "backend": BACKENDS, "model": MODELS,
-            "action_source": ACTION_SOURCES, "termination": TERMINATIONS, "policy_std": POLICY_STDS}
+            "action_source": ACTION_SOURCES, "termination": TERMINATIONS, "policy_std": POLICY_STDS,
+            "steve_heads": STEVE_HEADS}
 
 
 def _coerce(name: str, value: Any, kind: type) -> Any:
@@ -221,6 +232,17 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{name}: expected one of {', '.join(_CHOICES.get(name, ()))}, got {value!r}")
         return value
+    if kind == tuple[float, ...]:
+        if isinstance(value, str):
+            value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ConfigError(f"{name}: expected a number or a non-empty list of numbers, got {value!r}")
+        out = tuple(_coerce(name, v, float) for v in value)
+        if any(v < 0 for v in out):
+            raise ConfigError(f"{name}: expected numbers >= 0, got {value!r}")
+        return out
     if kind == tuple[int, ...]:
         if isinstance(value, str):
             value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
@@ -279,6 +301,8 @@ def resolve(values: Mapping[str, Any]) -> tuple[Config, HParams]:
         v = _coerce(key, value, _field_type(key))
         (cfg_kw if key in CONFIG_FIELDS else hp_kw)[key] = v
     cfg = dataclasses.replace(default_config(cfg_kw.get("algo", Config.algo)), **cfg_kw)
+    if "model_weight_decay" not in cfg_kw:
+        cfg = dataclasses.replace(cfg, model_weight_decay=default_weight_decay(len(cfg.model_hidden)))
     hp = HParams(**{**dataclasses.asdict(default_hparams(cfg.algo)), **hp_kw})
     validate(cfg, hp)
     return cfg, hp
@@ -362,14 +386,16 @@ def validate(cfg: Config, hp: HParams) -> None:
         from jaxdyna.termination import KNOWN
         _check(cfg.env in KNOWN, f"termination: no known termination function for {cfg.env!r} "
                f"(known: {', '.join(KNOWN)}); use learned or never")
-    _check(cfg.learned_reward or cfg.model != "learned",
-           "learned_reward: a learned model must learn the reward (set model: oracle for the true reward)")
+    if cfg.model == "learned":
+        layers = len(cfg.model_hidden) + 1
+        _check(len(cfg.model_weight_decay) in (1, layers),
+               f"model_weight_decay: needs one value or one per model layer ({layers} for model_hidden "
+               f"{list(cfg.model_hidden)}), got {len(cfg.model_weight_decay)}")
     _check(0.0 < hp.gamma <= 1.0, f"gamma: must be in (0, 1], got {hp.gamma}")
     _check(0.0 < hp.tau <= 1.0, f"tau: must be in (0, 1], got {hp.tau}")
     _check(0.0 <= hp.real_ratio <= 1.0, f"real_ratio: must be in [0, 1], got {hp.real_ratio}")
     for name in ("actor_lr", "critic_lr", "alpha_lr", "init_alpha", "model_lr", "epoch_length"):
         _check(getattr(hp, name) > 0, f"{name}: must be > 0, got {getattr(hp, name)}")
-    _check(hp.model_weight_decay >= 0, f"model_weight_decay: must be >= 0, got {hp.model_weight_decay}")
     _check(1.0 <= hp.rollout_min_len <= hp.rollout_max_len <= cfg.max_rollout_length,
            "rollout_max_len: need 1 <= rollout_min_len <= rollout_max_len <= max_rollout_length "
            f"({cfg.max_rollout_length}), got {hp.rollout_min_len}, {hp.rollout_max_len}")

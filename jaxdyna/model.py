@@ -1,9 +1,15 @@
-"""The probabilistic model ensemble, `fit_model`, and `imagine` (branched rollouts).
+"""The probabilistic model ensemble, `fit_model`, the one dynamics step, and `imagine`.
 
-Each member predicts a diagonal Gaussian over the normalised targets (next_obs - obs, reward
-[, terminal]) from the normalised input (obs, action). Members are one params pytree with a
-leading member axis, run with `vmap`. Loss: Gaussian NLL with learned soft log-variance bounds
-plus L2 weight decay (Chua et al. 2018; Janner et al. 2019).
+Each member predicts a diagonal Gaussian over the targets (next_obs - obs, reward [, terminal])
+from the normalised input (obs, action); as in MBPO (jannerm/mbpo `bnn.py`) and mbrl-lib, only
+inputs are normalised, so holdout losses, elite ranking and the log-variance bounds are in the
+targets' own units. Members are one params pytree with a leading member axis, run with `vmap`.
+Loss: Gaussian NLL with learned soft log-variance bounds plus per-layer weight decay
+sum_l 0.5 * decay_l * ||W_l||^2 (Chua et al. 2018; Janner et al. 2019, `constructor.py`).
+
+`make_dynamics` builds the one model step every model-based method uses: `imagine` (Dyna, MBPO)
+and the value-expansion targets (MVE, STEVE) take it; neither knows whether it is the learned
+ensemble or the oracle, nor how termination is decided.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import optax
 from flax import struct
 
 from jaxdyna import buffer as rb
-from jaxdyna import termination as term_fns
+from jaxdyna import termination
 from jaxdyna.envs import Transition
 
 _adam = optax.scale_by_adam()
@@ -31,6 +37,7 @@ class Ensemble(NamedTuple):
     members: int
     elites: int
     learned_termination: bool
+    weight_decay: tuple[float, ...]   # one coefficient per layer
 
 
 @struct.dataclass
@@ -39,8 +46,6 @@ class ModelState:
     opt: Any
     in_mean: jax.Array
     in_std: jax.Array
-    out_mean: jax.Array
-    out_std: jax.Array
     elites: jax.Array             # int32 [num_elites]
     holdout_loss: jax.Array       # float32 [members]: holdout MSE of the kept snapshot
 
@@ -48,12 +53,14 @@ class ModelState:
 def make_ensemble(cfg, obs_size: int, act_size: int) -> Ensemble:
     learned_term = cfg.termination == "learned"
     out = obs_size + 1 + int(learned_term)
+    n_layers = len(cfg.model_hidden) + 1
+    decay = cfg.model_weight_decay * (n_layers if len(cfg.model_weight_decay) == 1 else 1)
     return Ensemble(sizes=(obs_size + act_size, *cfg.model_hidden, 2 * out), obs_size=obs_size,
                     act_size=act_size, out_size=out, members=cfg.ensemble_size, elites=cfg.num_elites,
-                    learned_termination=learned_term)
+                    learned_termination=learned_term, weight_decay=tuple(decay))
 
 
-def model_init(cfg, ens: Ensemble, key: jax.Array, obs_size: int, act_size: int) -> ModelState:
+def model_init(ens: Ensemble, key: jax.Array) -> ModelState:
     layers = []
     for i, (n_in, n_out) in enumerate(zip(ens.sizes[:-1], ens.sizes[1:])):
         k = jax.random.fold_in(key, i)
@@ -63,7 +70,6 @@ def model_init(cfg, ens: Ensemble, key: jax.Array, obs_size: int, act_size: int)
               "min_logvar": jnp.full((ens.out_size,), -10.0)}
     n_in = ens.sizes[0]
     return ModelState(params=params, opt=_adam.init(params), in_mean=jnp.zeros(n_in), in_std=jnp.ones(n_in),
-                      out_mean=jnp.zeros(ens.out_size), out_std=jnp.ones(ens.out_size),
                       elites=jnp.arange(ens.elites, dtype=jnp.int32), holdout_loss=jnp.zeros(ens.members))
 
 
@@ -80,13 +86,13 @@ def _member_forward(layers, max_logvar, min_logvar, x):
 
 
 def ensemble_forward(params, x_norm):
-    """Normalised input [E, B, in] (or [B, in], shared) -> normalised (mean, logvar) [E, B, out]."""
+    """Normalised input [E, B, in] (or [B, in], shared) -> (mean, logvar) [E, B, out] in target units."""
     in_axis = 0 if x_norm.ndim == 3 else None
     return jax.vmap(_member_forward, in_axes=(0, None, None, in_axis))(
         params["layers"], params["max_logvar"], params["min_logvar"], x_norm)
 
 
-def _inputs(model: ModelState, obs, act):
+def normalised_inputs(model: ModelState, obs, act):
     return (jnp.concatenate([obs, act], axis=-1) - model.in_mean) / model.in_std
 
 
@@ -97,36 +103,73 @@ def _targets(ens: Ensemble, t: Transition):
     return jnp.concatenate(cols, axis=-1)
 
 
-def predict(ens: Ensemble, model: ModelState, obs, act, key, member=None):
-    """Sample (next_obs, reward, terminal-logit-or-None) with one random elite per sample."""
-    k_member, k_noise = jax.random.split(key)
-    mean, logvar = ensemble_forward(model.params, _inputs(model, obs, act))      # [E, B, out]
-    if member is None:
-        member = model.elites[jax.random.randint(k_member, obs.shape[:1], 0, ens.elites)]
-    pick = jnp.arange(obs.shape[0])
-    mean, logvar = mean[member, pick], logvar[member, pick]
-    y = mean + jnp.exp(0.5 * logvar) * jax.random.normal(k_noise, mean.shape)
-    y = y * model.out_std + model.out_mean
-    next_obs = obs + y[:, :ens.obs_size]
-    reward = y[:, ens.obs_size]
-    learned_term = y[:, ens.obs_size + 1] if ens.learned_termination else None
-    return next_obs, reward, learned_term
+def _sample(mean, logvar, key):
+    return mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape)
 
 
 def predictive_std(ens: Ensemble, model: ModelState, obs, act):
     """Total predictive std (aleatoric + across-member spread) per sample, in target units."""
-    mean, logvar = ensemble_forward(model.params, _inputs(model, obs, act))
-    var = jnp.mean(jnp.exp(logvar), axis=0) + jnp.var(mean, axis=0)
-    return jnp.sqrt(var) * model.out_std
+    mean, logvar = ensemble_forward(model.params, normalised_inputs(model, obs, act))
+    return jnp.sqrt(jnp.mean(jnp.exp(logvar), axis=0) + jnp.var(mean, axis=0))
+
+
+# --- the one dynamics step ----------------------------------------------------------------
+class Dynamics(NamedTuple):
+    """The model step of a program, built once by `make_dynamics`.
+
+    step(model, obs [B, d], act [B, a], key) -> (next_obs, reward, terminal): each row drawn from
+        one random elite (MBPO's `fake_env.step`), or the oracle.
+    step_members(model, obs [M, B, d], act [M, B, a], key) -> the same with a member axis: row m
+        is rolled by ensemble member m (STEVE's per-member rollouts). M = `members`.
+    """
+    step: Callable
+    step_members: Callable
+    members: int
+
+
+def make_dynamics(cfg, ens: Ensemble | None, env) -> Dynamics:
+    """The dynamics for `cfg.model` (learned ensemble or oracle) with `termination.make(cfg)`."""
+    if cfg.model == "oracle":
+        from jaxdyna.envs import oracle_step
+
+        def oracle(_model, obs, act, _key):
+            return oracle_step(env, cfg.env, obs, act)
+
+        def oracle_members(_model, obs, act, _key):       # one "member": the true step
+            return jax.tree_util.tree_map(lambda x: x[None], oracle_step(env, cfg.env, obs[0], act[0]))
+
+        return Dynamics(step=oracle, step_members=oracle_members, members=1)
+
+    is_terminal = termination.make(cfg)
+
+    def decode(obs, y):
+        next_obs = obs + y[..., :ens.obs_size]
+        reward = y[..., ens.obs_size]
+        learned = y[..., ens.obs_size + 1] if ens.learned_termination else None
+        return next_obs, reward, is_terminal(next_obs, learned)
+
+    def step(model: ModelState, obs, act, key):
+        k_member, k_noise = jax.random.split(key)
+        mean, logvar = ensemble_forward(model.params, normalised_inputs(model, obs, act))   # [E, B, out]
+        member = model.elites[jax.random.randint(k_member, obs.shape[:1], 0, ens.elites)]
+        pick = jnp.arange(obs.shape[0])
+        return decode(obs, _sample(mean[member, pick], logvar[member, pick], k_noise))
+
+    def step_members(model: ModelState, obs, act, key):
+        mean, logvar = ensemble_forward(model.params, normalised_inputs(model, obs, act))   # [M, B, out]
+        return decode(obs, _sample(mean, logvar, key))
+
+    return Dynamics(step=step, step_members=step_members, members=ens.members)
 
 
 # --- fit model ----------------------------------------------------------------------------
-def _nll(params, x, y, weight_decay):
+def _nll(params, x, y, weight, decay):
     mean, logvar = ensemble_forward(params, x)
-    per_member = jnp.mean((mean - y) ** 2 * jnp.exp(-logvar) + logvar, axis=(1, 2))
+    per_row = jnp.mean((mean - y) ** 2 * jnp.exp(-logvar) + logvar, axis=-1)          # [E, b]
+    per_member = jnp.sum(per_row * weight, axis=1) / jnp.maximum(jnp.sum(weight, axis=1), 1.0)
     bounds = 0.01 * (jnp.sum(params["max_logvar"]) - jnp.sum(params["min_logvar"]))
-    decay = weight_decay * sum(jnp.sum(w ** 2) for w, _ in params["layers"])
-    return jnp.sum(per_member) + bounds + decay
+    l2 = sum(0.5 * c * jnp.sum(w ** 2) for c, (w, _) in zip(decay, params["layers"]))
+    return jnp.sum(per_member) + bounds + l2
 
 
 def _holdout_mse(params, x, y, mask):
@@ -136,18 +179,22 @@ def _holdout_mse(params, x, y, mask):
 
 
 def fit_model(cfg, ens: Ensemble, model: ModelState, real: rb.Buffer, key: jax.Array, hp):
-    """Train the ensemble on real data only until holdout loss stops improving.
+    """Train the ensemble on real data only, as MBPO's `BNN.train` does (jannerm/mbpo `bnn.py`).
 
-    The newest `model_max_train` real transitions are shuffled and split into holdout (20%,
-    at most `model_max_holdout`) and training rows. An epoch is ceil(n_train / batch) Adam
-    steps, each member drawing its own minibatch. After every epoch each member's holdout MSE
-    is scored; a member's best snapshot is kept; training stops after `model_patience` epochs
-    without a >1% improvement of any member (or at `model_max_epochs`). Elites = the members
+    The newest `model_max_train` real transitions are shuffled and split into holdout (20%, at
+    most `model_max_holdout`) and training rows; the input normaliser is fit on the training
+    rows. Each member trains on its own bootstrap resample of the training rows, drawn once per
+    refit and reshuffled every epoch; an epoch is ceil(n_train / batch) Adam steps (the last
+    batch partial). After each epoch every member's holdout MSE is scored; a member whose loss
+    improved by more than 1% on its best (starting at 1e10) is snapshotted; training stops once
+    more than `model_patience` epochs pass without any member improving (or at
+    `model_max_epochs`, a bound MBPO does not have). The members' best snapshots are restored
+    (the log-variance bounds keep their final values, as in MBPO) and the elites are the members
     with the lowest holdout loss. All of it is one bounded `while_loop`.
     """
     m_max, b = cfg.model_max_train, cfg.model_batch_size
     h_max = min(cfg.model_max_holdout, int(cfg.model_holdout_ratio * m_max) or 1)
-    k_perm, k_loop = jax.random.split(key)
+    k_perm, k_boot, k_loop = jax.random.split(key, 3)
 
     # the newest rows, shuffled, valid ones first
     n = jnp.minimum(real.size, m_max)
@@ -159,131 +206,132 @@ def fit_model(cfg, ens: Ensemble, model: ModelState, real: rb.Buffer, key: jax.A
     n_hold = jnp.maximum(n_hold, 1)
     n_train = jnp.maximum(n - n_hold, 1)
 
-    # normalisers from the training window
+    # input normaliser from the training rows (MBPO's `TensorStandardScaler.fit`)
     x_all = jnp.concatenate([data.obs, data.action], axis=-1)
     y_all = _targets(ens, data)
-    w = valid[:, None].astype(jnp.float32)
-
-    def stats(v):
-        mu = jnp.sum(v * w, 0) / jnp.maximum(n, 1)
-        sd = jnp.sqrt(jnp.sum((v - mu) ** 2 * w, 0) / jnp.maximum(n, 1))
-        return mu, jnp.where(sd < 1e-6, 1.0, sd)
-
-    in_mean, in_std = stats(x_all)
-    out_mean, out_std = stats(y_all)
-    x_all, y_all = (x_all - in_mean) / in_std, (y_all - out_mean) / out_std
+    rows = jnp.arange(m_max)
+    w = ((rows >= n_hold) & (rows < n_hold + n_train)).astype(jnp.float32)[:, None]
+    in_mean = jnp.sum(x_all * w, 0) / jnp.sum(w)
+    in_std = jnp.sqrt(jnp.sum((x_all - in_mean) ** 2 * w, 0) / jnp.sum(w))
+    in_std = jnp.where(in_std < 1e-12, 1.0, in_std)
+    x_all = (x_all - in_mean) / in_std
     x_hold, y_hold = x_all[:h_max], y_all[:h_max]
     hold_mask = (jnp.arange(h_max) < n_hold).astype(jnp.float32)
 
+    # per-member bootstrap of the training rows: boot[m, j] for j < n_train
+    boot = n_hold + jax.random.randint(k_boot, (ens.members, m_max), 0, n_train)
     steps_per_epoch = (n_train + b - 1) // b
+    cols = jnp.arange(m_max)
 
-    def train_step(carry, k):
-        params, opt = carry
-        idx = n_hold + jax.random.randint(k, (ens.members, b), 0, n_train)
-        grads = jax.grad(_nll)(params, x_all[idx], y_all[idx], hp.model_weight_decay)
+    def train_step(j, carry):
+        params, opt, perm = carry
+        pos = j * b + jnp.arange(b)                                   # this batch's positions
+        idx = jnp.take_along_axis(boot, jnp.take(perm, jnp.minimum(pos, m_max - 1), axis=1), axis=1)
+        weight = jnp.broadcast_to((pos < n_train).astype(jnp.float32), idx.shape)
+        grads = jax.grad(_nll)(params, x_all[idx], y_all[idx], weight, ens.weight_decay)
         updates, opt = _adam.update(grads, opt, params)
         params = optax.apply_updates(params, jax.tree_util.tree_map(lambda u: -hp.model_lr * u, updates))
-        return params, opt
+        return params, opt, perm
 
     def epoch(state):
-        params, opt, best_params, best, since, i, k = state
-        k, k_epoch = jax.random.split(k)
-        params, opt = jax.lax.fori_loop(
-            0, steps_per_epoch, lambda j, c: train_step(c, jax.random.fold_in(k_epoch, j)), (params, opt))
+        params, opt, best_layers, best, since, i, k = state
+        k, k_shuffle = jax.random.split(k)
+        # reshuffle each member's bootstrap sample (MBPO's `shuffle_rows`)
+        u = jax.random.uniform(k_shuffle, (ens.members, m_max))
+        perm = jnp.argsort(jnp.where(cols < n_train, u, 2.0), axis=1)
+        params, opt, _ = jax.lax.fori_loop(0, steps_per_epoch, train_step, (params, opt, perm))
         loss = _holdout_mse(params, x_hold, y_hold, hold_mask)
-        improved = (best - loss) / jnp.abs(best) > 0.01
-        per_member = lambda p, q: jnp.where(improved.reshape((-1,) + (1,) * (p.ndim - 1)), p, q)
-        best_params = {"layers": jax.tree_util.tree_map(per_member, params["layers"], best_params["layers"]),
-                       **{k: jnp.where(jnp.any(improved), params[k], best_params[k])
-                          for k in ("max_logvar", "min_logvar")}}
+        improved = (best - loss) / best > 0.01
+        keep = lambda p, q: jnp.where(improved.reshape((-1,) + (1,) * (p.ndim - 1)), p, q)
+        best_layers = jax.tree_util.tree_map(keep, params["layers"], best_layers)
         best = jnp.where(improved, loss, best)
         since = jnp.where(jnp.any(improved), 0, since + 1)
-        return params, opt, best_params, best, since, i + 1, k
+        return params, opt, best_layers, best, since, i + 1, k
 
     def keep_going(state):
         *_, since, i, _ = state
-        return (i < cfg.model_max_epochs) & (since < cfg.model_patience)
+        return (i < cfg.model_max_epochs) & (since <= cfg.model_patience)
 
     params = model.params
-    first = _holdout_mse(params, x_hold, y_hold, hold_mask)
-    init = (params, model.opt, params, first, jnp.int32(0), jnp.int32(0), k_loop)
-    params, opt, best_params, best, _, epochs, _ = jax.lax.while_loop(keep_going, epoch, init)
+    init = (params, model.opt, params["layers"], jnp.full((ens.members,), 1e10, jnp.float32),
+            jnp.int32(0), jnp.int32(0), k_loop)
+    params, opt, best_layers, best, _, epochs, _ = jax.lax.while_loop(keep_going, epoch, init)
     elites = jnp.argsort(best)[: ens.elites].astype(jnp.int32)
-    new = ModelState(params=best_params, opt=opt, in_mean=in_mean, in_std=in_std, out_mean=out_mean,
-                     out_std=out_std, elites=elites, holdout_loss=best)
+    new = ModelState(params={**params, "layers": best_layers}, opt=opt, in_mean=in_mean, in_std=in_std,
+                     elites=elites, holdout_loss=best)
     metrics = {"model_holdout_loss": jnp.mean(best[elites]), "model_epochs": epochs, "model_elites": elites}
     return new, metrics
 
 
 # --- imagine ------------------------------------------------------------------------------
-def rollout_length(hp, env_steps) -> jax.Array:
-    """MBPO's linear schedule [start_epoch, end_epoch, min_len, max_len], as an int."""
-    epoch = env_steps / hp.epoch_length
+def rollout_length(hp, env_steps, warmup_steps: int) -> jax.Array:
+    """MBPO's linear schedule [start_epoch, end_epoch, min_len, max_len], as an int.
+
+    As in MBPO (`_set_rollout_length`), the epoch is the index of the current training epoch,
+    counted from the end of the random warm-up (MBPO's initial exploration steps).
+    """
+    epoch = jnp.floor((env_steps - warmup_steps) / hp.epoch_length)
     frac = jnp.clip((epoch - hp.rollout_start_epoch) / jnp.maximum(hp.rollout_end_epoch - hp.rollout_start_epoch, 1e-9),
                     0.0, 1.0)
     return jnp.floor(hp.rollout_min_len + frac * (hp.rollout_max_len - hp.rollout_min_len)).astype(jnp.int32)
 
 
-def make_step_fn(cfg, ens: Ensemble | None, model: ModelState | None, env) -> Callable:
-    """`step(obs, act, key) -> (next_obs, reward, terminal)` for the configured model."""
-    if cfg.model == "oracle":
-        from jaxdyna.envs import oracle_step
-        return lambda obs, act, key: oracle_step(env, cfg.env, obs, act)
-    known = term_fns.KNOWN.get(cfg.env)
-
-    def step(obs, act, key):
-        next_obs, reward, term_logit = predict(ens, model, obs, act, key)
-        if cfg.termination == "learned":
-            terminal = (term_logit > 0.5).astype(jnp.float32)
-        elif cfg.termination == "known":
-            terminal = known(next_obs)
-        else:
-            terminal = jnp.zeros_like(reward)
-        return next_obs, reward, terminal
-
-    return step
+class Path(NamedTuple):
+    """An imagined path of H steps; leading axis time."""
+    obs: jax.Array        # [H+1, ...]: obs[0] is the start state
+    action: jax.Array     # [H, ...]
+    logp: jax.Array       # [H, ...]: log pi(a_i | s_i) of the policy's actions (0 for other actions)
+    reward: jax.Array     # [H, ...]
+    cont: jax.Array       # [H+1, ...]: 1 while no imagined termination happened before state i
 
 
-def rollout(step_fn, policy, obs, key, horizon: int):
+def rollout(step_fn, policy, obs, key, horizon: int) -> Path:
     """`horizon` imagined steps from `obs` ([..., B, d]): the one rollout loop of the package.
 
-    `policy(obs, key, t) -> action`; `step_fn(obs, action, key) -> (next_obs, reward, terminal)`.
-    Returns obs [H+1, ...], actions [H, ...], rewards [H, ...], cont [H+1, ...] where cont[i] = 1
-    when no imagined termination happened before reaching state i (cont[0] = 1). Dyna / MBPO
-    (`imagine`) store the path in the model buffer; MVE / STEVE use it for targets.
+    `policy(obs, key, t) -> (action, logp)`; `step_fn(obs, action, key) -> (next_obs, reward,
+    terminal)`. Step t uses `jax.random.split(key, horizon)[t]`, split again into the action key
+    and the model key. Dyna / MBPO (`imagine`) store the path in the model buffer; MVE / STEVE
+    use it for targets.
     """
     def body(carry, xs):
         o, alive = carry
         t, k = xs
         k_act, k_step = jax.random.split(k)
-        a = policy(o, k_act, t)
+        a, logp = policy(o, k_act, t)
         o2, r, term = step_fn(o, a, k_step)
-        return (o2, alive * (1.0 - term)), (o, a, r, alive)
+        return (o2, alive * (1.0 - term)), (o, a, logp, r, alive)
 
     ones = jnp.ones(obs.shape[:-1])
-    (last, alive), (os_, acts, rews, conts) = jax.lax.scan(
+    (last, alive), (os_, acts, logps, rews, conts) = jax.lax.scan(
         body, (obs, ones), (jnp.arange(horizon), jax.random.split(key, horizon)))
-    return jnp.concatenate([os_, last[None]]), acts, rews, jnp.concatenate([conts, alive[None]])
+    return Path(obs=jnp.concatenate([os_, last[None]]), action=acts, logp=logps, reward=rews,
+                cont=jnp.concatenate([conts, alive[None]]))
 
 
-def imagine(cfg, ens, model, env, start: Transition, policy, length, key):
+def imagine(cfg, dynamics: Dynamics, model, start: Transition, policy, length, key):
     """Branched rollouts of `length` (traced, <= max_rollout_length) steps from buffer states.
 
     Actions: the stored action on the first step (`buffer`, classic Dyna), the latest policy
-    (`policy`, MBPO) or uniform (`random`). Each step a random elite per sample. Rollouts stop
-    after a (predicted) termination. Returns transitions [max_len * B] and their validity mask.
+    (`policy`, MBPO) or uniform (`random`); `policy(obs, key) -> (action, logp)`. Each step a
+    random elite per sample. Rollouts stop after a (predicted) termination. Returns transitions
+    [max_len * B] and their validity mask.
     """
     def act(obs, k, t):
         if cfg.action_source == "random":
-            return jax.random.uniform(k, start.action.shape, minval=-1.0, maxval=1.0)
-        a = policy(obs, k)
-        return jnp.where(t == 0, start.action, a) if cfg.action_source == "buffer" else a
+            a = jax.random.uniform(k, start.action.shape, minval=-1.0, maxval=1.0)
+            return a, jnp.zeros(a.shape[:-1])
+        a, logp = policy(obs, k)
+        if cfg.action_source == "buffer":
+            return jnp.where(t == 0, start.action, a), jnp.where(t == 0, 0.0, logp)
+        return a, logp
 
     H = cfg.max_rollout_length
-    obs, acts, rews, cont = rollout(make_step_fn(cfg, ens, model, env), act, start.obs, key, H)
-    alive = cont[:-1] > 0.5
+    step = lambda o, a, k: dynamics.step(model, o, a, k)
+    path = rollout(step, act, start.obs, key, H)
+    alive = path.cont[:-1] > 0.5
     # on a live step, the step terminated exactly when the next state is no longer live
-    trans = Transition(obs=obs[:-1], action=acts, reward=rews, next_obs=obs[1:], terminal=alive * (1.0 - cont[1:]))
+    trans = Transition(obs=path.obs[:-1], action=path.action, reward=path.reward, next_obs=path.obs[1:],
+                       terminal=alive * (1.0 - path.cont[1:]))
     valid = alive & (jnp.arange(H)[:, None] < length)
     flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), trans)
     return flat, valid.reshape(-1)

@@ -1,6 +1,6 @@
-"""Known termination functions, written from each Brax env's own `step` code.
+"""Termination of imagined transitions: `make(cfg)` picks known / learned / never.
 
-Each takes the imagined next observation (batched, [..., obs_size]) and returns 1.0 where the
+The known functions are written from each Brax env's own `step` code. Each takes the imagined next observation (batched, [..., obs_size]) and returns 1.0 where the
 Brax env would set `done`. Velocities in Brax observations are clipped to +-10, so the
 velocity part of Hopper's "healthy state range" (|x| < 100) is implied, not checked.
 """
@@ -52,3 +52,19 @@ def never(next_obs):
 
 KNOWN = {"inverted_pendulum": inverted_pendulum, "hopper": hopper, "walker2d": walker2d, "ant": ant,
          "humanoid": humanoid, "halfcheetah": never, "reacher": never}
+
+
+def make(cfg):
+    """`is_terminal(next_obs, learned) -> 1.0 / 0.0` for `cfg.termination`.
+
+    known: the Brax env's own rule above; learned: the model's predicted terminal flag
+    (`learned`, a regression target of 0 / 1) above 0.5; never: no imagined termination.
+    """
+    if cfg.termination == "learned":
+        return lambda next_obs, learned: (learned > 0.5).astype(jnp.float32)
+    if cfg.termination == "never":
+        return lambda next_obs, learned: never(next_obs)
+    if cfg.env not in KNOWN:
+        raise ValueError(f"termination: no known termination function for {cfg.env!r}; known: {', '.join(KNOWN)}")
+    known = KNOWN[cfg.env]
+    return lambda next_obs, learned: known(next_obs)

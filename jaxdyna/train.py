@@ -61,8 +61,10 @@ def mix_batches(real: Transition, imagined: Transition, n_real: jax.Array) -> Tr
 
 
 def n_real_rows(real_ratio, batch_size: int, model_buffer_size) -> jax.Array:
-    """Rows of an agent batch drawn from real data: round(real_ratio * batch), all while the model buffer is empty."""
-    return jnp.where(model_buffer_size > 0, jnp.round(real_ratio * batch_size), batch_size).astype(jnp.int32)
+    """Rows of an agent batch drawn from real data: int(real_ratio * batch) as in MBPO
+    (`env_batch_size = int(batch_size * real_ratio)`), all of them while the model buffer is empty."""
+    n_real = jnp.floor(real_ratio * batch_size + 1e-4)     # + 1e-4: 0.3 * 10 is 3, not 2.9999
+    return jnp.where(model_buffer_size > 0, n_real, batch_size).astype(jnp.int32)
 
 
 def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
@@ -72,6 +74,7 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
     obs_size, act_size = env.observation_size, env.action_size
     nets = make_nets(cfg, act_size)
     ens = mdl.make_ensemble(cfg, obs_size, act_size) if cfg.model == "learned" else None
+    dynamics = mdl.make_dynamics(cfg, ens, env) if cfg.model_based else None    # the one model step
     dyna_style = cfg.algo in ("dyna", "mbpo")          # imagined data goes into a model buffer
     value_expansion = cfg.algo in ("mve", "steve")     # imagined rollouts only shape the TD target
     periods = cfg.num_evals if num_evals is None else num_evals
@@ -104,7 +107,7 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
 
     def learn_steps(state: TrainState, key: jax.Array, hp: HParams):
         """`updates_per_step` gradient steps on batches from the buffers."""
-        target_fn = vx.make_target_fn(cfg, ens, state.model, env) if value_expansion else sac_target
+        target_fn = vx.make_target_fn(cfg, dynamics, state.model) if value_expansion else sac_target
 
         def one(agent, k):
             kb, kl = jax.random.split(k)
@@ -122,17 +125,17 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
 
     # --- fit model + imagine (Dyna family) ----------------------------------------------
     def refit_and_imagine(state: TrainState, hp: HParams):
-        key, k_fit, k_im = jax.random.split(state.key, 3)
+        key, k_fit, k_start, k_roll = jax.random.split(state.key, 4)
         state, metrics = state.replace(key=key), {}
         if cfg.model == "learned":
             model, metrics = mdl.fit_model(cfg, ens, state.model, state.real, k_fit, hp)
             state = state.replace(model=model)
         if not dyna_style:
             return state, metrics
-        start = rb.buffer_sample(state.real, k_im, cfg.rollout_batch_size)
-        length = mdl.rollout_length(hp, state.env_steps)
-        policy = lambda obs, k: sample_action(nets.actor, state.agent.actor, obs, k)[0]
-        trans, valid = mdl.imagine(cfg, ens, state.model, env, start, policy, length, k_im)
+        start = rb.buffer_sample(state.real, k_start, cfg.rollout_batch_size)
+        length = mdl.rollout_length(hp, state.env_steps, cfg.warmup_steps)
+        policy = lambda obs, k: sample_action(nets.actor, state.agent.actor, obs, k)
+        trans, valid = mdl.imagine(cfg, dynamics, state.model, start, policy, length, k_roll)
         model_buf, sizes = mdl.evict_and_add(state.model_buf, state.refit_sizes, trans, valid)
         metrics = {**metrics, "rollout_length": length,
                    "imagined_terminal_frac": jnp.sum(trans.terminal * valid) / jnp.maximum(jnp.sum(valid), 1.0),
@@ -167,7 +170,7 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
         example = _example_transition(obs_size, act_size)
         model = model_buf = sizes = None
         if cfg.model == "learned":
-            model = mdl.model_init(cfg, ens, k_model, obs_size, act_size)
+            model = mdl.model_init(ens, k_model)
         if cfg.model_based and dyna_style:
             model_buf = rb.buffer_init(example, cfg.rollout_batch_size * cfg.max_rollout_length * cfg.model_retain)
             sizes = jnp.zeros(cfg.model_retain, jnp.int32)

@@ -12,8 +12,8 @@ SMALL_MODEL = dict(ensemble_size=3, num_elites=2, model_hidden=[32, 32], model_t
 
 @pytest.mark.parametrize("algo, extra", [
     ("dyna", dict(action_source="buffer", max_rollout_length=1, real_ratio=0.25, updates_per_step=4)),
-    ("mbpo", dict(action_source="policy", max_rollout_length=3, rollout_start_epoch=1, rollout_end_epoch=2,
-                  rollout_min_len=1, rollout_max_len=3, epoch_length=1000, real_ratio=0.05,
+    ("mbpo", dict(action_source="policy", max_rollout_length=3, rollout_start_epoch=1, rollout_end_epoch=5,
+                  rollout_min_len=1, rollout_max_len=3, epoch_length=250, real_ratio=0.05,
                   updates_per_step=4, model_retain=2)),
 ])
 def test_learns_on_inverted_pendulum(algo, extra, tiny, random_return):
@@ -29,8 +29,8 @@ def test_learns_on_inverted_pendulum(algo, extra, tiny, random_return):
     assert np.all(m["model_holdout_loss"][:, -1] < 0.5)
     assert m["model_elites"].shape[-1] == 2
     if algo == "mbpo":
-        # the last refit of each period is at env step 750, 1250, 1750, 2250 (epochs 0.75 ... 2.25):
-        # length = floor(1 + clip(epoch - 1, 0, 1) * 2)
-        np.testing.assert_array_equal(m["rollout_length"][0], [1, 1, 2, 3])
+        # the last refit of each period is at env step 750, 1250, 1750, 2250: training epochs of 250
+        # steps after the 500 warm-up steps 1, 3, 5, 7; length = int(1 + clip((epoch - 1) / 4, 0, 1) * 2)
+        np.testing.assert_array_equal(m["rollout_length"][0], [1, 2, 3, 3])
     else:
         assert np.all(m["rollout_length"] == 1)

@@ -31,7 +31,7 @@ def fitted():
                        "model_hidden": [64, 64], "model_max_train": 2000, "model_batch_size": 128,
                        "model_max_epochs": 60, "termination": "never"})
     ens = mdl.make_ensemble(cfg, 3, 1)
-    model = mdl.model_init(cfg, ens, jax.random.PRNGKey(0), 3, 1)
+    model = mdl.model_init(ens, jax.random.PRNGKey(0))
     data = _linear_system(jax.random.PRNGKey(1), 2000)
     buf = rb.buffer_add(rb.buffer_init(jax.tree_util.tree_map(lambda x: x[0], data), 4000), data)
     fit = jax.jit(lambda m, b, k, h: mdl.fit_model(cfg, ens, m, b, k, h))
@@ -41,11 +41,12 @@ def fitted():
 
 def test_ensemble_fits_a_linear_system(fitted):
     cfg, ens, model, metrics = fitted
-    # holdout MSE in normalised target units: 1.0 would be predicting the mean
-    assert float(metrics["model_holdout_loss"]) < 0.02, metrics
+    # holdout MSE in target units (MBPO normalises inputs only); the noise floor is 1e-4 and
+    # predicting the mean would score ~0.2
+    assert float(metrics["model_holdout_loss"]) < 0.005, metrics
     assert 1 <= int(metrics["model_epochs"]) <= cfg.model_max_epochs
     test = _linear_system(jax.random.PRNGKey(3), 500)
-    nxt, rew, _ = mdl.predict(ens, model, test.obs, test.action, jax.random.PRNGKey(4))
+    nxt, rew, _ = mdl.make_dynamics(cfg, ens, None).step(model, test.obs, test.action, jax.random.PRNGKey(4))
     assert float(jnp.sqrt(jnp.mean((nxt - test.next_obs) ** 2))) < 0.05
     assert float(jnp.sqrt(jnp.mean((rew - test.reward) ** 2))) < 0.1
     elites = np.asarray(model.elites)
@@ -75,8 +76,9 @@ def test_oracle_rollout_equals_real_env_rollout():
     env = make_env(cfg.env, cfg.backend)
     es, start = _start_states(env, 4, jax.random.PRNGKey(0))
     policy = lambda obs, key: jnp.tanh(obs[:, :1] * 3.0 + obs[:, 1:2] * 5.0)  # deterministic
-    trans, valid = jax.jit(lambda s: mdl.imagine(cfg, None, None, env, s, policy, jnp.int32(5),
-                                                 jax.random.PRNGKey(1)))(start)
+    dyn = mdl.make_dynamics(cfg, None, env)
+    trans, valid = jax.jit(lambda s: mdl.imagine(cfg, dyn, None, s, lambda o, k: (policy(o, k), jnp.zeros(len(o))),
+                                                 jnp.int32(5), jax.random.PRNGKey(1)))(start)
     real = []
     step = jax.jit(lambda e, a: env_step(env, e, a, 1000))
     for _ in range(5):
@@ -93,8 +95,9 @@ def test_rollouts_masked_after_termination_and_beyond_length():
                       "rollout_max_len": 40})
     env = make_env(cfg.env, cfg.backend)
     _, start = _start_states(env, 3, jax.random.PRNGKey(0))
-    push = lambda obs, key: jnp.ones((obs.shape[0], 1))              # the pole falls within ~20 steps
-    run = jax.jit(lambda length: mdl.imagine(cfg, None, None, env, start, push, length, jax.random.PRNGKey(1)))
+    push = lambda obs, key: (jnp.ones((obs.shape[0], 1)), jnp.zeros(obs.shape[0]))   # the pole falls within ~20 steps
+    dyn = mdl.make_dynamics(cfg, None, env)
+    run = jax.jit(lambda length: mdl.imagine(cfg, dyn, None, start, push, length, jax.random.PRNGKey(1)))
     trans, valid = run(jnp.int32(40))
     term = np.asarray(trans.terminal).reshape(40, 3)
     valid = np.asarray(valid).reshape(40, 3)
@@ -107,12 +110,16 @@ def test_rollouts_masked_after_termination_and_beyond_length():
     assert valid[:2].all() and not valid[2:].any()
 
 
-def test_rollout_schedule():
+def test_rollout_schedule_counts_epochs_after_warmup():
+    """MBPO's `_set_rollout_length`: int(min + clip((epoch - start) / (end - start)) * (max - min)),
+    epoch = the index of the training epoch, counted from the end of the initial exploration."""
     _, hp = resolve({"algo": "mbpo", "max_rollout_length": 15, "rollout_start_epoch": 20, "rollout_end_epoch": 150,
                      "rollout_min_len": 1, "rollout_max_len": 15, "epoch_length": 1000})
-    hp = as_arrays(hp)
-    lengths = [int(mdl.rollout_length(hp, jnp.int32(e * 1000))) for e in (0, 20, 85, 150, 400)]
-    assert lengths == [1, 1, 8, 15, 15]   # 1 + (85-20)/130*14 = 8.0
+    hp, warmup = as_arrays(hp), 5000
+    length = lambda steps: int(mdl.rollout_length(hp, jnp.int32(steps), warmup))
+    assert [length(warmup + e * 1000) for e in (0, 20, 85, 145, 400)] == [1, 1, 8, 14, 15]
+    # 1 + (85-20)/130*14 = 8.0; epoch 145: 1 + 125/130*14 = 14.46 -> 14 (counting warm-up steps gave 15)
+    assert length(warmup + 149_999) == 14 and length(warmup + 150_000) == 15   # the maximum from end_epoch on
 
 
 def _round(buf, sizes, value, n_valid, width=10):
@@ -138,8 +145,9 @@ def test_model_buffer_eviction(retain):
         assert _live(buf) == sorted(float(r) for r in kept for _ in range(counts[r]))
 
 
-@pytest.mark.parametrize("ratio, expected", [(0.0, 0), (0.05, 13), (1.0, 256)])
+@pytest.mark.parametrize("ratio, expected", [(0.0, 0), (0.05, 12), (0.1, 25), (0.5, 128), (1.0, 256)])
 def test_batch_composition_matches_real_ratio(ratio, expected):
+    # MBPO: env_batch_size = int(batch_size * real_ratio), so 0.05 * 256 = 12.8 gives 12 real rows
     n = int(n_real_rows(jnp.float32(ratio), 256, jnp.int32(1000)))
     assert n == expected
     real = Transition(obs=jnp.zeros((256, 1)), action=jnp.zeros((256, 1)), reward=jnp.ones(256),
