@@ -382,6 +382,8 @@ def validate(cfg: Config, hp: HParams) -> None:
     if cfg.model == "oracle":
         from jaxdyna.envs import ORACLE_ENVS
         _check(cfg.env in ORACLE_ENVS, f"model: oracle is available for {', '.join(ORACLE_ENVS)}, not {cfg.env!r}")
+        _check(cfg.backend == "generalized",
+               f"backend: model: oracle is exact on the generalized backend only, got {cfg.backend!r}")
     if cfg.model == "learned" and cfg.termination == "known":
         from jaxdyna.termination import KNOWN
         _check(cfg.env in KNOWN, f"termination: no known termination function for {cfg.env!r} "
