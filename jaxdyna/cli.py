@@ -25,6 +25,15 @@ DEFAULT_COMPARE = [
 ]
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("jaxdyna")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, no usage dump
         raise ConfigError(f"{self.prog}: {message}")
@@ -161,8 +170,90 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    """A sweep file: groups of runs, each one compiled program, checkpointed chunk by chunk."""
+    from jaxdyna.runner import prepare_out, run_plan
+    from jaxdyna.sweep import BATCHING, _available_bytes
+    from jaxdyna.sweepfile import describe, fit_memory, load_sweep, plan_sweep
+
+    import jax
+
+    if args.batching not in BATCHING:
+        raise ConfigError(f"--batching: unknown {args.batching!r}; allowed: {', '.join(BATCHING)}")
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume and --overwrite: choose one")
+    _init_distributed(args)
+    path = Path(args.sweep)
+    data = load_sweep(path)
+    plan = plan_sweep(data, base=path.parent)
+    out = Path(args.out) if args.out else Path("results") / "sweeps" / path.stem
+    prepare_out(out, plan, args.resume, args.overwrite)
+    fit_memory(plan, _available_bytes(), devices=len(jax.devices()))
+    if jax.process_index() == 0:
+        print(describe(plan), file=sys.stderr)
+        print(f"jaxdyna: {len(jax.devices())} device(s) ({jax.devices()[0].device_kind}), "
+              f"{jax.process_count()} process(es); writing {out}", file=sys.stderr, flush=True)
+    stopped = (f"jaxdyna: sweep stopped; finished evaluations are in {out} (marked incomplete); "
+               f"continue with: jaxdyna sweep {args.sweep} --out {out} --resume")
+    try:
+        outcome = run_plan(plan, out, path.read_text(), args.command_line, batching=args.batching,
+                           resume=args.resume, show_progress=not args.quiet, tensorboard=not args.no_tensorboard)
+    except KeyboardInterrupt:                 # before the loop's own handler, or a second Ctrl-C
+        print(stopped, file=sys.stderr)
+        return 130
+    if not outcome.complete:
+        print(stopped, file=sys.stderr)
+        return 130
+    if jax.process_index() == 0:
+        _sweep_report(out, args)
+        print(f"jaxdyna: sweep complete; wrote {out}", file=sys.stderr)
+    if jax.process_count() > 1:           # every process leaves together once process 0 has written
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices("jaxdyna-sweep-done")
+    return 0
+
+
+def _init_distributed(args) -> None:
+    """Join a multi-process run (one process per host, or several on one machine) before JAX starts.
+
+    `--distributed` alone lets `jax.distributed.initialize()` read the cluster from the
+    environment (Slurm, Open MPI, TPU pods); `--coordinator HOST:PORT --num-processes N
+    --process-id I` says it explicitly. CPU processes talk over gloo.
+    """
+    explicit = [args.coordinator, args.num_processes, args.process_id]
+    if not args.distributed and all(v is None for v in explicit):
+        return
+    if any(v is None for v in explicit) and not all(v is None for v in explicit):
+        raise ConfigError("--coordinator, --num-processes and --process-id: give all three (or --distributed alone)")
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if all(v is None for v in explicit):
+        jax.distributed.initialize()
+    else:
+        if not 0 <= args.process_id < args.num_processes:
+            raise ConfigError(f"--process-id: must be in [0, {args.num_processes}), got {args.process_id}")
+        jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
+                                   process_id=args.process_id)
+    # eager work (building envs, shapes) stays on this process's own devices
+    jax.config.update("jax_default_device", jax.local_devices()[0])
+    from jaxdyna.envs import keep_mjx_on_local_devices
+    keep_mjx_on_local_devices()
+
+
+def _sweep_report(out: Path, args) -> None:
+    try:
+        from jaxdyna.report import cmd_report
+    except ImportError:
+        return
+    cmd_report(argparse.Namespace(dirs=[str(out)], out=str(out / "report"), threshold=None, reps=2000, seed=0,
+                                  command_line=args.command_line))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="jaxdyna", description="Dyna-style model-based RL in JAX on Brax.")
+    p.add_argument("--version", action="version", version=f"jaxdyna {_version()}")
+    p.add_argument("--no-cache", action="store_true", help="do not use the persistent compilation cache")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     r = sub.add_parser("run", help="run one config over N seeds (one vmapped program)")
     r.add_argument("config", nargs="?", help="YAML config (default: a small built-in SAC job)")
@@ -184,6 +275,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--batching", default="auto", help="auto | vmap | map (see run --help)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_compare)
+    w = sub.add_parser("sweep", help="run a sweep file (configs x grid x seeds; resumable, sharded over devices)")
+    w.add_argument("sweep", help="sweep YAML: configs, seeds, set, grid (see README)")
+    w.add_argument("--out", help="output directory (default results/sweeps/<sweep file name>)")
+    w.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
+    w.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    w.add_argument("--batching", default="auto", help="auto | vmap | map (see run --help)")
+    w.add_argument("--quiet", action="store_true", help="no progress bar")
+    w.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard event files")
+    w.add_argument("--distributed", action="store_true",
+                   help="multi-host: jax.distributed.initialize() from the environment (e.g. under Slurm srun)")
+    w.add_argument("--coordinator", help="multi-process: HOST:PORT of process 0")
+    w.add_argument("--num-processes", type=int, help="multi-process: number of processes")
+    w.add_argument("--process-id", type=int, help="multi-process: this process's index")
+    w.set_defaults(func=cmd_sweep)
+    from jaxdyna.report import add_report_parser
+    add_report_parser(sub)
     try:
         from jaxdyna.tabular.cli import add_maze_parser
     except ImportError:
@@ -201,6 +308,26 @@ def _input_errors() -> tuple[type[Exception], ...]:
     return (ConfigError, MazeInputError)
 
 
+def enable_compile_cache(disabled: bool = False) -> None:
+    """JAX's persistent compilation cache in a user cache directory: a program compiled before
+    (same code, config and device) loads in seconds. `JAXDYNA_CACHE_DIR` moves it; `--no-cache`
+    turns it off."""
+    import os
+
+    if disabled or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    import jax
+
+    root = os.environ.get("JAXDYNA_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "jaxdyna", "xla")
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError:
+        return                                  # an unwritable home: run without the cache
+    jax.config.update("jax_compilation_cache_dir", root)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -210,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "func", None) is None:
             parser.print_help(sys.stderr)
             return 2
+        enable_compile_cache(args.no_cache)
         return args.func(args)
     except _input_errors() as e:
         print(f"jaxdyna: error: {e}", file=sys.stderr)

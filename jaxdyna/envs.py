@@ -48,6 +48,30 @@ def make_env(name: str, backend: str = "generalized"):
     return brax_envs.get_environment(name, backend=backend)
 
 
+def keep_mjx_on_local_devices() -> None:
+    """In a multi-process run, make MJX place what it builds on this process's own device.
+
+    Brax builds its system with `mujoco.mjx.put_model` and its contacts with `mjx.make_data`,
+    which put their arrays on `jax.devices()[0]`: under `jax.distributed` that is process 0's
+    device, which the other processes cannot address (building any env there fails). Passing
+    the local device fixes it.
+    """
+    from mujoco import mjx
+
+    for name in ("put_model", "make_data"):
+        original = getattr(mjx, name)
+        if getattr(original, "_jaxdyna_local", False):
+            continue
+
+        def local(m, *args, _original=original, **kwargs):
+            if "device" not in kwargs and not args:
+                kwargs["device"] = jax.local_devices()[0]
+            return _original(m, *args, **kwargs)
+
+        local._jaxdyna_local = True
+        setattr(mjx, name, local)
+
+
 def _reset_batch(env, key: jax.Array, num_envs: int):
     state = jax.vmap(env.reset)(jax.random.split(key, num_envs))
     return state.replace(reward=state.reward.astype(jnp.float32), done=state.done.astype(jnp.float32))

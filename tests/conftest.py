@@ -1,20 +1,26 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# One persistent compilation cache for the whole session (in-process and the CLI subprocesses):
+# the same tiny program compiled by several tests, or by a killed and resumed sweep, compiles once.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "jaxdyna-test-xla-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
 # Tiny settings shared by the tests: small networks and batches, short budgets.
 TINY = dict(env="inverted_pendulum", backend="generalized", episode_length=1000, eval_episodes=4,
             batch_size=128, actor_hidden=[64, 64], critic_hidden=[64, 64])
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run the real `python -m jaxdyna` entry point."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real `python -m jaxdyna` entry point (`env` adds environment variables)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, "-m", "jaxdyna", *args], capture_output=True, text=True,
                           cwd=cwd or ROOT, env=env, timeout=timeout, stdin=subprocess.DEVNULL)
 

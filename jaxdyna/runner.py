@@ -1,0 +1,441 @@
+"""Running a planned sweep: each group one compiled program, advanced chunk by chunk.
+
+The host loop per group (and part, when a group is split to fit in memory):
+
+    compile init / advance once -> init (or restore the latest checkpoint)
+    repeat: advance one chunk of evaluation periods (the compiled scan; the hot path never
+            leaves it) -> checkpoint every run's state with orbax (atomic) -> write the metrics
+            so far -> update progress -> stop here if Ctrl-C was pressed
+
+The run axis (settings x seeds) is sharded over every device of a global mesh (`shard_map`;
+padded to a multiple of the device count) and, on each device, `vmap`ped or `lax.map`ped.
+With `jax.distributed.initialize()` the same code spans hosts: every process builds the same
+plan, feeds the rows of its own devices and takes part in the checkpoints; process 0 writes the
+outputs.
+
+Outputs in the sweep directory:
+    sweep.yaml      the sweep file as given        sweep.json   plan, status, digest, provenance
+    metrics.csv     one row per run per evaluation: config, algo, env, swept keys, seed,
+                    env_steps, eval_return, diagnostics, diverged
+    groups/gNN/     config.yaml (the group's resolved config), metrics.npz (the metrics so far)
+    checkpoints/    orbax checkpoints of each group's state        tb/  TensorBoard event files
+    summary.json    per run: final / best return, diverged; per group: compile and run seconds
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import yaml
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxdyna import config as C
+from jaxdyna.config import ConfigError, stack_hparams
+from jaxdyna.io import atomic_path, provenance, write_json, write_text
+from jaxdyna.sweep import batched, run_keys
+from jaxdyna.sweepfile import Group, Plan
+from jaxdyna.train import make_train
+
+LOSSES = ("critic_loss", "actor_loss", "alpha_loss", "q_mean")
+STATUS_FILE = "sweep.json"
+
+
+class Interrupt:
+    """SIGINT / SIGTERM set a flag; the loop stops after the chunk in flight (a second Ctrl-C aborts)."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:            # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\njaxdyna: stopping after the chunk in flight (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+@dataclass
+class Outcome:
+    complete: bool
+    summary: dict[str, Any]
+
+
+# --- the run axis over devices ------------------------------------------------------------
+def _mesh() -> Mesh:
+    return Mesh(np.array(jax.devices()), ("runs",))
+
+
+def _over_devices(fn: Callable, mesh: Mesh) -> Callable:
+    """`fn` (over a leading run axis) applied per device to its block of runs."""
+    if mesh.size == 1:
+        return fn
+    spec = PartitionSpec("runs")
+    return jax.shard_map(fn, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+
+
+def _put(x: np.ndarray, mesh: Mesh):
+    """A global array sharded on its leading axis; each process supplies its own devices' rows."""
+    x = np.asarray(x)
+    sharding = NamedSharding(mesh, PartitionSpec("runs"))
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+
+def _fetch(tree):
+    """Every run's values on the host (gathered across processes)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        return jax.tree_util.tree_map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+    return jax.tree_util.tree_map(np.asarray, tree)
+
+
+def _all_finite(state) -> jax.Array:
+    leaves = jax.tree_util.tree_leaves((state.agent, state.model))
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves if jnp.issubdtype(x.dtype, jnp.floating)]))
+
+
+# --- outputs ------------------------------------------------------------------------------
+def _run_label(setting, seed: int) -> str:
+    point = ",".join(f"{k}={v}" for k, v in setting.values.items())
+    return f"{setting.label}" + (f"[{point}]" if point else "") + f"/seed{seed}"
+
+
+def _group_rows(plan: Plan, group: Group, metrics: dict[str, np.ndarray], diverged: np.ndarray) -> list[dict]:
+    rows = []
+    table = group.run_table()
+    names = [k for k in sorted(metrics) if k not in ("env_steps", "eval_return")]
+    for r, (setting, seed) in enumerate(table[: metrics["eval_return"].shape[0]]):
+        for e in range(metrics["eval_return"].shape[1]):
+            row = {"config": setting.label, "algo": group.cfg.algo, "env": group.cfg.env}
+            row.update({k: setting.values.get(k, _value_of(group, setting, k)) for k in plan.swept_keys})
+            row.update({"seed": seed, "env_steps": int(metrics["env_steps"][r, e]),
+                        "eval_return": float(metrics["eval_return"][r, e])})
+            for k in names:
+                v = metrics[k][r, e]
+                row[k] = float(v) if np.ndim(v) == 0 else " ".join(map(str, np.ravel(v)))
+            row["diverged"] = int(diverged[r])
+            rows.append(row)
+    return rows
+
+
+def _value_of(group: Group, setting, key: str):
+    return getattr(group.cfg, key) if key in C.CONFIG_FIELDS else float(getattr(setting.hp, key))
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    tail = [k for k in fields if k == "diverged"]
+    fields = [k for k in fields if k != "diverged"] + tail
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buf.getvalue())
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+class Outputs:
+    """Everything the sweep writes (process 0 only); rebuilt from the groups' files after each chunk."""
+
+    def __init__(self, plan: Plan, out: Path, command: str, writer: bool):
+        self.plan, self.out, self.writer = plan, out, writer
+        self.prov = provenance(command)
+        self.status: dict[str, Any] = {}
+
+    def group_dir(self, g: Group) -> Path:
+        return self.out / "groups" / g.name
+
+    def start(self, sweep_text: str, resume: bool) -> None:
+        """Every process holds the status (it decides which groups still run); process 0 writes."""
+        if resume and (self.out / STATUS_FILE).is_file():
+            self.status = json.loads((self.out / STATUS_FILE).read_text())
+        else:
+            if self.writer:
+                write_text(self.out / "sweep.yaml", sweep_text)
+            self.status = {"name": self.plan.name, "digest": self.plan.digest, "complete": False,
+                           "swept_keys": self.plan.swept_keys, "runs": self.plan.runs,
+                           "groups": {g.name: {"status": "pending", "evals_done": 0, "runs": g.runs,
+                                               "algo": g.cfg.algo, "env": g.cfg.env,
+                                               "configs": sorted({s.label for s in g.settings})}
+                                      for g in self.plan.groups}}
+        self.status["provenance"] = self.prov
+        if not self.writer:
+            return
+        for g in self.plan.groups:
+            settings = [{"config": s.label, **s.values} for s in g.settings]
+            write_text(self.group_dir(g) / "config.yaml",
+                       yaml.safe_dump({**C.to_dict(g.cfg, g.settings[0].hp), "seeds": g.seeds}, sort_keys=False)
+                       + yaml.safe_dump({"settings": settings}, sort_keys=False))
+        self.save_status()
+
+    def save_status(self) -> None:
+        if self.writer:
+            write_json(self.out / STATUS_FILE, self.status)
+
+    def group_done(self, g: Group) -> bool:
+        return self.status.get("groups", {}).get(g.name, {}).get("status") == "done"
+
+    def record(self, g: Group, metrics: dict[str, np.ndarray], diverged: np.ndarray, evals_done: int,
+               done: bool, seconds: dict[str, float]) -> None:
+        if not self.writer:
+            return
+        _save_npz(self.group_dir(g) / "metrics.npz", {**metrics, "_diverged": diverged.astype(np.int8)})
+        entry = self.status["groups"][g.name]
+        entry.update({"status": "done" if done else "running", "evals_done": evals_done,
+                      "diverged": [_run_label(s, seed) for (s, seed), d in zip(g.run_table(), diverged) if d],
+                      **{k: round(v, 2) for k, v in seconds.items()}})
+        self.save_status()
+        self.rebuild_csv()
+
+    def rebuild_csv(self) -> None:
+        rows = []
+        for g in self.plan.groups:
+            path = self.group_dir(g) / "metrics.npz"
+            if path.is_file():
+                m = _load_npz(path)
+                diverged = m.pop("_diverged").astype(bool)
+                rows += _group_rows(self.plan, g, m, diverged)
+        if rows:
+            _write_csv(self.out / "metrics.csv", rows)
+
+    def finish(self, complete: bool) -> dict[str, Any]:
+        summary = {"name": self.plan.name, "complete": complete, "runs": [], "groups": {}, **self.prov}
+        for g in self.plan.groups:
+            path = self.group_dir(g) / "metrics.npz"
+            entry = self.status["groups"][g.name]
+            summary["groups"][g.name] = {k: entry.get(k) for k in ("status", "evals_done", "compile_seconds",
+                                                                   "run_seconds", "algo", "env")}
+            if not path.is_file():
+                continue
+            m = _load_npz(path)
+            diverged = m["_diverged"].astype(bool)
+            for r, (s, seed) in enumerate(g.run_table()[: m["eval_return"].shape[0]]):
+                ret = m["eval_return"][r]
+                summary["runs"].append({"group": g.name, "config": s.label, **s.values, "seed": seed,
+                                        "evals": int(ret.shape[0]), "final_return": float(ret[-1]),
+                                        "best_return": float(np.nanmax(ret)) if np.isfinite(ret).any() else None,
+                                        "diverged": bool(diverged[r])})
+        self.status["complete"] = complete
+        if self.writer:
+            self.save_status()
+            write_json(self.out / "summary.json", summary)
+        return summary
+
+
+# --- one group --------------------------------------------------------------------------------
+def _checkpointer(path: Path):
+    import orbax.checkpoint as ocp
+
+    opts = ocp.CheckpointManagerOptions(max_to_keep=1, create=True, enable_async_checkpointing=False)
+    return ocp.CheckpointManager(path.resolve(), options=opts)
+
+
+def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: bool, stop: Interrupt,
+              progress: Callable[[int], None], tensorboard: bool) -> bool:
+    """Run (or finish) one group; True when all its evaluations are done."""
+    import orbax.checkpoint as ocp
+
+    mesh = _mesh()
+    n_dev = mesh.size
+    table = g.run_table()
+    per_part = -(-g.runs // g.parts)
+    chunks = g.cfg.num_evals // g.chunk_evals
+    prog = make_train(g.cfg, num_evals=g.chunk_evals)
+    init_fn = jax.jit(_over_devices(batched(prog.init, batching), mesh))
+    adv_fn = jax.jit(_over_devices(batched(prog.advance, batching), mesh), donate_argnums=0)
+    finite_fn = jax.jit(_over_devices(batched(_all_finite, batching), mesh))
+
+    part_metrics, part_diverged = [], []
+    seconds = {"compile_seconds": 0.0, "run_seconds": 0.0}
+    done_all = True
+    for part in range(g.parts):
+        rows = table[part * per_part:(part + 1) * per_part]
+        n = len(rows)
+        pad = (-n) % n_dev
+        rows_p = rows + [rows[-1]] * pad                    # padding runs repeat the last run, then are dropped
+        keys = _put(np.asarray(run_keys(np.array([seed for _, seed in rows_p]))), mesh)
+        hps = jax.tree_util.tree_map(lambda x: _put(np.asarray(x), mesh), stack_hparams([s.hp for s, _ in rows_p]))
+        ckpt = _checkpointer(outputs.out / "checkpoints" / f"{g.name}-p{part}")
+        t0 = time.perf_counter()
+        abstract = jax.eval_shape(init_fn, keys, hps)
+        sharding = NamedSharding(mesh, PartitionSpec("runs"))
+        abstract = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), abstract)
+        start, metrics, diverged = 0, None, np.zeros(n, bool)
+        if resume and ckpt.latest_step() is not None:
+            step = ckpt.latest_step()
+            restored = ckpt.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+            state, start, meta = restored["state"], int(step), restored["meta"]
+            metrics = {k: np.asarray(v, dtype=meta["dtypes"][k]) for k, v in meta["metrics"].items()}
+            diverged = np.asarray(meta["diverged"], bool)
+        else:
+            state = init_fn(keys, hps)
+        compiled_adv = adv_fn.lower(abstract, hps).compile()
+        seconds["compile_seconds"] += time.perf_counter() - t0
+        for c in range(start, chunks):
+            if stop.requested:
+                break
+            t1 = time.perf_counter()
+            state, m = compiled_adv(state, hps)
+            finite = _fetch(finite_fn(state))[:n]
+            m = {k: v[:n] for k, v in _fetch(m).items()}
+            seconds["run_seconds"] += time.perf_counter() - t1
+            losses_ok = np.all([np.all(np.isfinite(m[k]), axis=1) for k in LOSSES if k in m], axis=0)
+            diverged |= ~(finite.astype(bool) & losses_ok)
+            metrics = m if metrics is None else {k: np.concatenate([metrics[k], m[k]], axis=1) for k in m}
+            # the metrics so far travel with the state (JSON floats round-trip exactly), so a
+            # restored group rewrites exactly the outputs it had
+            meta = {"chunk": c + 1, "diverged": diverged.tolist(), "metrics": {k: v.tolist() for k, v in metrics.items()},
+                    "dtypes": {k: str(v.dtype) for k, v in metrics.items()}}
+            ckpt.save(c + 1, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+            ckpt.wait_until_finished()
+            evals = metrics["eval_return"].shape[1]
+            all_m = _merge_parts(part_metrics + [metrics])
+            all_d = np.concatenate(part_diverged + [diverged])
+            outputs.record(g, all_m, all_d, evals, done=False, seconds=seconds)
+            if tensorboard and outputs.writer:
+                _tensorboard(outputs.out / "tb" / g.name, g, part * per_part, m, rows)
+            progress(n * g.chunk_evals)
+        ckpt.close()
+        if metrics is None or metrics["eval_return"].shape[1] < g.cfg.num_evals:
+            done_all = False
+            break
+        part_metrics.append(metrics)
+        part_diverged.append(diverged)
+        del state
+    if done_all:
+        outputs.record(g, _merge_parts(part_metrics), np.concatenate(part_diverged), g.cfg.num_evals, done=True,
+                       seconds=seconds)
+    return done_all
+
+
+def _merge_parts(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Parts of a group concatenated on the run axis (a part still running may have fewer evaluations)."""
+    if len(parts) == 1:
+        return parts[0]
+    evals = min(p["eval_return"].shape[1] for p in parts)
+    return {k: np.concatenate([p[k][:, :evals] for p in parts]) for k in parts[0]}
+
+
+def _tensorboard(root: Path, g: Group, offset: int, m: dict[str, np.ndarray], rows) -> None:
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:          # optional: tensorboardX comes with brax
+        return
+    for r, (setting, seed) in enumerate(rows):
+        with SummaryWriter(str(root / _run_label(setting, seed).replace("/", "_"))) as w:
+            for e in range(m["eval_return"].shape[1]):
+                step = int(m["env_steps"][r, e])
+                for k, v in m.items():
+                    if k != "env_steps" and np.ndim(v[r, e]) == 0 and np.isfinite(v[r, e]):
+                        w.add_scalar(k, float(v[r, e]), step)
+
+
+# --- the sweep --------------------------------------------------------------------------------
+def _barrier(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(name)
+
+
+def prepare_out(out: Path, plan: Plan, resume: bool, overwrite: bool) -> None:
+    """Refuse what would lose or mix results, before any work (process 0 decides; the others wait)."""
+    if jax.process_index() == 0:
+        _prepare_out(out, plan, resume, overwrite)
+    _barrier("jaxdyna-prepare-out")
+
+
+def _prepare_out(out: Path, plan: Plan, resume: bool, overwrite: bool) -> None:
+    status = out / STATUS_FILE
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} exists and is not a directory")
+    if resume:
+        if not status.is_file():
+            raise ConfigError(f"--resume: {out} holds no sweep to resume (no {STATUS_FILE})")
+        old = json.loads(status.read_text())
+        if old.get("digest") != plan.digest:
+            raise ConfigError(f"--resume: the sweep file or its configs changed since {out} was started "
+                              f"(digest {old.get('digest')} != {plan.digest}); rerun with --overwrite or a new --out")
+        return
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            what = "a finished sweep" if status.is_file() else "files"
+            raise ConfigError(f"--out: {out} already holds {what}; pass --resume to continue it, --overwrite to "
+                              "replace it, or choose another --out")
+        for name in ("groups", "checkpoints", "tb", "report"):
+            shutil.rmtree(out / name, ignore_errors=True)
+        for name in (STATUS_FILE, "summary.json", "metrics.csv", "sweep.yaml"):
+            (out / name).unlink(missing_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".jaxdyna-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"--out: cannot write to {out}: {e.strerror or e}") from None
+
+
+def run_plan(plan: Plan, out: Path, sweep_text: str, command: str, batching: str = "auto",
+             resume: bool = False, show_progress: bool = True, tensorboard: bool = True) -> Outcome:
+    """Run every group of `plan` into `out`; stops cleanly (incomplete) on Ctrl-C."""
+    writer = jax.process_index() == 0
+    outputs = Outputs(plan, out, command, writer)
+    outputs.start(sweep_text, resume)
+    total = sum(g.runs * g.cfg.num_evals for g in plan.groups)
+    done0 = sum(g.runs * outputs.status["groups"][g.name].get("evals_done", 0) for g in plan.groups)
+    bar = None
+    if show_progress and writer:
+        from tqdm import tqdm
+        bar = tqdm(total=total, initial=done0, unit="eval", file=sys.stderr, dynamic_ncols=True, desc="sweep")
+    complete = True
+    with Interrupt() as stop:
+        for i, g in enumerate(plan.groups):
+            if outputs.group_done(g):
+                continue
+            if bar is not None:
+                bar.set_description(f"sweep: group {i + 1}/{len(plan.groups)} ({g.cfg.algo})")
+            finished = run_group(plan, g, outputs, batching, resume, stop,
+                                 (lambda k: bar.update(k)) if bar is not None else (lambda k: None), tensorboard)
+            if not finished:
+                complete = False
+                break
+    if bar is not None:
+        bar.close()
+    summary = outputs.finish(complete)
+    return Outcome(complete=complete, summary=summary)

@@ -1,0 +1,202 @@
+"""`jaxdyna sweep`: plans, sharding, multi-process, kill / resume, Ctrl-C, divergence, bad input.
+
+Every sweep here is the same tiny SAC program (two seeds, four evaluations in chunks of two), so
+the persistent compilation cache (set for the test session in conftest.py) compiles it once.
+"""
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT, run_cli
+from jaxdyna.config import ConfigError
+from jaxdyna.sweepfile import load_sweep, plan_sweep
+
+TINY = {"env": "inverted_pendulum", "total_steps": 1000, "warmup_steps": 200, "eval_every": 200,
+        "eval_episodes": 2, "episode_length": 100, "batch_size": 32, "actor_hidden": [16, 16],
+        "critic_hidden": [16, 16], "buffer_size": 2000}
+
+
+def _sweep(tmp_path: Path, name="s.yaml", **over) -> Path:
+    data = {"configs": ["sac"], "seeds": [0, 1], "set": dict(TINY), "chunk_evals": 2, **over}
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _rows(out: Path) -> list[dict]:
+    with open(out / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def _returns(out: Path, **where) -> np.ndarray:
+    rows = [r for r in _rows(out) if all(r[k] == v for k, v in where.items())]
+    return np.array([[float(r["eval_return"]), float(r["critic_loss"])] for r in rows])
+
+
+def _popen(*args, env=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "jaxdyna", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def _wait_for(predicate, proc, timeout=300):
+    t0 = time.time()
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"process ended early: {proc.returncode}\n{proc.stderr.read()[-3000:]}")
+        if time.time() - t0 > timeout:
+            proc.kill()
+            raise AssertionError("timed out")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted sweep, one process, one device."""
+    tmp = tmp_path_factory.mktemp("ref")
+    res = run_cli("sweep", str(_sweep(tmp)), "--out", str(tmp / "out"), "--quiet")
+    assert res.returncode == 0, res.stderr[-3000:]
+    return tmp / "out"
+
+
+def test_plan_groups_by_static_config(tmp_path):
+    data = {"configs": ["sac", "mbpo"], "seeds": 3, "set": {"total_steps": 3000},
+            "grid": {"real_ratio": [0.05, 0.5], "model_retain": [1, 2]}}
+    plan = plan_sweep(data)
+    # sac: model_retain is static but unused by sac... still a Config field: 2 groups; mbpo: 2 groups
+    assert [(g.cfg.algo, g.cfg.model_retain, len(g.settings), g.runs) for g in plan.groups] == \
+        [("sac", 1, 2, 6), ("sac", 2, 2, 6), ("mbpo", 1, 2, 6), ("mbpo", 2, 2, 6)]
+    assert plan.swept_keys == ["real_ratio", "model_retain"] and plan.runs == 24
+    assert [float(s.hp.real_ratio) for s in plan.groups[2].settings] == [0.05, 0.5]
+
+
+def test_sweep_outputs_and_solo_run(reference):
+    """Long-form metrics with the swept keys; a (setting, seed) of the sweep equals that seed run alone."""
+    from jaxdyna.config import resolve
+    from jaxdyna.sweep import run_sweep
+
+    rows = _rows(reference)
+    assert list(rows[0])[:7] == ["config", "algo", "env", "seed", "env_steps", "eval_return", "actor_loss"]
+    assert list(rows[0])[-1] == "diverged" and len(rows) == 2 * 4
+    status = json.loads((reference / "sweep.json").read_text())
+    assert status["complete"] is True and status["groups"]["g00"]["evals_done"] == 4
+    assert (reference / "report" / "report.md").is_file() and (reference / "summary.json").is_file()
+    assert oct(os.stat(reference / "metrics.csv").st_mode & 0o777) != "0o600"      # normal, readable files
+    cfg, hp = resolve({"algo": "sac", **TINY})
+    solo = run_sweep(cfg, [hp], [1], batching="map").metrics
+    np.testing.assert_array_equal(_returns(reference, seed="1")[:, 0], solo["eval_return"][0])
+    np.testing.assert_array_equal(_returns(reference, seed="1")[:, 1], solo["critic_loss"][0])
+
+
+def test_four_devices_give_the_one_device_results(reference, tmp_path):
+    """Two runs padded to four forced CPU devices (shard_map over a 'runs' mesh)."""
+    res = run_cli("sweep", str(_sweep(tmp_path)), "--out", str(tmp_path / "out"), "--quiet",
+                  env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "4 device(s)" in res.stderr
+    np.testing.assert_array_equal(_returns(tmp_path / "out"), _returns(reference))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_give_the_one_process_results(reference, tmp_path):
+    """jax.distributed over two local CPU processes (gloo): one global mesh, process 0 writes."""
+    sweep, port = _sweep(tmp_path), _free_port()
+    procs = [_popen("sweep", str(sweep), "--out", str(tmp_path / "out"), "--quiet", "--coordinator",
+                    f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)) for i in range(2)]
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs[0][-3000:] + errs[1][-3000:]
+    assert "2 device(s)" in errs[0] and "2 process(es)" in errs[0]
+    np.testing.assert_array_equal(_returns(tmp_path / "out"), _returns(reference))
+
+
+def test_kill_then_sigint_then_resume_equals_uninterrupted(reference, tmp_path):
+    sweep, out = _sweep(tmp_path), tmp_path / "out"
+    status = out / "sweep.json"
+
+    def evals_done():
+        try:
+            return json.loads(status.read_text())["groups"]["g00"]["evals_done"]
+        except (OSError, ValueError, KeyError):
+            return 0
+
+    # 1. SIGKILL right after the first chunk was recorded
+    p = _popen("sweep", str(sweep), "--out", str(out), "--quiet")
+    _wait_for(lambda: evals_done() >= 2, p)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    assert len(_rows(out)) == 2 * 2                      # the finished chunk is on disk
+    # 2. a fresh start into it is refused; resume, then Ctrl-C: stops after the chunk in flight
+    res = run_cli("sweep", str(sweep), "--out", str(out))
+    assert res.returncode == 2 and "--resume" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    before = status.stat().st_mtime_ns
+    p = _popen("sweep", str(sweep), "--out", str(out), "--quiet", "--resume")
+    _wait_for(lambda: status.stat().st_mtime_ns != before, p)      # it has started the sweep loop
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=600)
+    assert p.returncode in (0, 130), err[-2000:]
+    assert "Traceback" not in err and evals_done() >= 2            # nothing finished was lost
+    if p.returncode == 130:                             # it stopped before finishing: marked incomplete
+        assert json.loads(status.read_text())["complete"] is False and "--resume" in err
+    # 3. resume to the end: identical to the uninterrupted sweep
+    res = run_cli("sweep", str(sweep), "--out", str(out), "--quiet", "--resume")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads(status.read_text())["complete"] is True
+    np.testing.assert_array_equal(_returns(out), _returns(reference))
+
+
+def test_resume_refuses_a_changed_sweep(reference, tmp_path):
+    changed = _sweep(tmp_path, seeds=[0, 1, 2])
+    res = run_cli("sweep", str(changed), "--out", str(reference), "--resume")
+    assert res.returncode == 2 and "changed" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_divergence_is_flagged_and_leaves_the_other_runs_alone(reference, tmp_path):
+    out = tmp_path / "out"
+    res = run_cli("sweep", str(_sweep(tmp_path, grid={"critic_lr": [3.0e-4, 1.0e30]})), "--out", str(out), "--quiet")
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = _rows(out)
+    bad = {r["diverged"] for r in rows if float(r["critic_lr"]) > 1}
+    assert bad == {"1"}
+    assert {r["diverged"] for r in rows if float(r["critic_lr"]) < 1} == {"0"}
+    np.testing.assert_array_equal(_returns(out, critic_lr="0.0003"), _returns(reference))
+    summary = json.loads((out / "summary.json").read_text())
+    assert sum(r["diverged"] for r in summary["runs"]) == 2
+
+
+@pytest.mark.parametrize("text, field", [
+    ("configs: [sac]\nseeds: 2\nset: {totl_steps: 10}\n", "total_steps"),            # suggests the key
+    ("configs: [sac]\ngrid: {actor_lr: []}\n", "grid: actor_lr"),
+    ("configs: [sac]\ngrid: {actor_lr: 0.1}\n", "grid: actor_lr"),
+    ("configs: [sac]\nseeds: 0\n", "seeds"),
+    ("configs: [sac]\nseeds: -3\n", "seeds"),
+    ("configs: [sac]\ngrid: {actor_lr: [fast]}\n", "actor_lr"),
+    ("configs: [nosuch/env]\n", "configs"),
+    ("", "empty"),
+    ("configs: [sac\n", "not valid YAML"),
+    ("configz: [sac]\n", "configs"),
+])
+def test_bad_sweep_files_get_one_line_errors(tmp_path, text, field):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=field.split(":")[0]):
+        plan_sweep(load_sweep(path), base=tmp_path)
+    res = run_cli("sweep", str(path), "--out", str(tmp_path / "out"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and field in res.stderr, res.stderr
+    assert not (tmp_path / "out").exists()
