@@ -186,6 +186,7 @@ def cmd_sweep(args) -> int:
     path = Path(args.sweep)
     data = load_sweep(path)
     plan = plan_sweep(data, base=path.parent)
+    plan.name = str(data.get("name", path.stem))
     out = Path(args.out) if args.out else Path("results") / "sweeps" / path.stem
     prepare_out(out, plan, args.resume, args.overwrite)
     fit_memory(plan, _available_bytes(), devices=len(jax.devices()))

@@ -55,7 +55,7 @@ def test_parse_set_and_malformed_yaml(tmp_path):
 
 
 def test_shipped_configs_resolve():
-    files = sorted(ROOT_CONFIGS.glob("*/*.yaml"))
+    files = sorted(f for f in ROOT_CONFIGS.glob("*/*.yaml") if f.parent.name != "sweeps")
     assert files, "configs/ is empty"
     for f in files:
         resolve(load_yaml(f))

@@ -308,7 +308,8 @@ SOURCE_PATTERN = re.compile(r"[\w./-]+\.(py|json|yaml):\d+|\b(sec\.|App\.|Table|
 @functools.lru_cache(maxsize=None)
 def _configs() -> dict[str, dict[str, Any]]:
     """Every shipped config, by `algo/env`, as `yaml.safe_load` returns it (read once; do not mutate)."""
-    return {f"{p.parent.name}/{p.stem}": yaml.safe_load(p.read_text()) for p in sorted(CONFIGS.glob("*/*.yaml"))}
+    return {f"{p.parent.name}/{p.stem}": yaml.safe_load(p.read_text()) for p in sorted(CONFIGS.glob("*/*.yaml"))
+            if p.parent.name != "sweeps"}         # configs/sweeps/ holds sweep files, not configs
 
 
 def _applies(where: str, name: str) -> bool:

@@ -81,6 +81,12 @@ def test_plan_groups_by_static_config(tmp_path):
     assert [float(s.hp.real_ratio) for s in plan.groups[2].settings] == [0.05, 0.5]
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_sweep_files_plan(path):
+    plan = plan_sweep(load_sweep(path), base=path.parent)
+    assert plan.runs > 0 and all(g.runs == len(g.settings) * len(g.seeds) for g in plan.groups)
+
+
 def test_sweep_outputs_and_solo_run(reference):
     """Long-form metrics with the swept keys; a (setting, seed) of the sweep equals that seed run alone."""
     from jaxdyna.config import resolve
