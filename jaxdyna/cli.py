@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from jaxdyna.config import ConfigError
+from jaxdyna.io import check_writable_dir
 
 DEFAULT_RUN = {"algo": "sac", "env": "inverted_pendulum", "total_steps": 10_000, "warmup_steps": 1_000,
                "eval_every": 1_000, "buffer_size": 100_000, "eval_episodes": 5}
@@ -120,10 +121,14 @@ def cmd_run(args) -> int:
     from jaxdyna.sweep import check_fits
 
     _check_common(args)
-    [(cfg, hp)] = _resolve_all([dict(DEFAULT_RUN) if args.config is None else C.load_yaml(args.config)], args.set)
+    values = dict(DEFAULT_RUN) if args.config is None else C.load_yaml(args.config)
+    if args.config is not None and not values:
+        raise ConfigError(f"config: {args.config} is empty; give at least algo and env (see configs/)")
+    [(cfg, hp)] = _resolve_all([values], args.set)
     out = Path(args.out) if args.out else _default_out(cfg)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out: {out} exists and is not a directory")
+    if (out / "summary.json").is_file() and not args.overwrite:
+        raise ConfigError(f"--out: {out} already holds a finished run; pass --overwrite to replace it or choose another --out")
+    check_writable_dir(out)
     check_fits(cfg, hp, args.seeds)
     _run_one(cfg, hp, args, out, args.command_line)
     return 0
@@ -145,8 +150,10 @@ def cmd_compare(args) -> int:
     labels = [cfg.algo for cfg, _ in resolved]
     labels = [l if labels.count(l) == 1 else f"{l}-{i}" for i, l in enumerate(labels)]
     out = Path(args.out) if args.out else Path("results") / "runs" / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out: {out} exists and is not a directory")
+    if (out / "comparison.json").is_file() and not args.overwrite:
+        raise ConfigError(f"--out: {out} already holds a finished comparison; pass --overwrite to replace it "
+                          "or choose another --out")
+    check_writable_dir(out)
     for cfg, hp in resolved:
         check_fits(cfg, hp, args.seeds)
     command = args.command_line
@@ -265,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batching", default="auto", help="seeds as vmap (parallel) or map (sequential, "
                    "bit-identical to single-seed runs); auto = map on CPU, vmap on accelerators")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     r.set_defaults(func=cmd_run)
     c = sub.add_parser("compare", help="run several configs on the same seeds and plot them together "
                        "(default: a small MBPO vs SAC comparison on inverted_pendulum)")
@@ -275,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", help="output directory (default results/runs/compare-<time>)")
     c.add_argument("--batching", default="auto", help="auto | vmap | map (see run --help)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.add_argument("--overwrite", action="store_true", help="replace a finished comparison in --out")
     c.set_defaults(func=cmd_compare)
     w = sub.add_parser("sweep", help="run a sweep file (configs x grid x seeds; resumable, sharded over devices)")
     w.add_argument("sweep", help="sweep YAML: configs, seeds, set, grid (see README)")

@@ -8,6 +8,7 @@ everything in `HParams` is a traced leaf, so a sweep over it is one compiled pro
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import typing
 from pathlib import Path
@@ -297,7 +298,9 @@ def resolve(values: Mapping[str, Any]) -> tuple[Config, HParams]:
     cfg_kw, hp_kw = {}, {}
     for key, value in values.items():
         if key not in CONFIG_FIELDS and key not in HPARAM_FIELDS:
-            raise ConfigError(f"unknown key {key!r}; allowed keys: {', '.join(ALL_KEYS)}")
+            close = difflib.get_close_matches(str(key), ALL_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"unknown key {key!r}; {hint}allowed keys: {', '.join(ALL_KEYS)}")
         v = _coerce(key, value, _field_type(key))
         (cfg_kw if key in CONFIG_FIELDS else hp_kw)[key] = v
     cfg = dataclasses.replace(default_config(cfg_kw.get("algo", Config.algo)), **cfg_kw)

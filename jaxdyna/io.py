@@ -29,6 +29,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def check_writable_dir(path: str | os.PathLike, flag: str = "--out") -> None:
+    """Raise a one-line ConfigError, before any work, when `path` cannot be an output directory."""
+    from jaxdyna.config import ConfigError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag}: {path} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".jaxdyna-write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(f"{flag}: cannot write to {path}: {e.strerror or e}") from None
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

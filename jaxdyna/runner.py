@@ -44,7 +44,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxdyna import config as C
 from jaxdyna.config import ConfigError, stack_hparams
-from jaxdyna.io import atomic_path, provenance, write_json, write_text
+from jaxdyna.io import atomic_path, check_writable_dir, provenance, write_json, write_text
 from jaxdyna.sweep import batched, run_keys
 from jaxdyna.sweepfile import Group, Plan
 from jaxdyna.train import make_train
@@ -402,13 +402,7 @@ def _prepare_out(out: Path, plan: Plan, resume: bool, overwrite: bool) -> None:
             shutil.rmtree(out / name, ignore_errors=True)
         for name in (STATUS_FILE, "summary.json", "metrics.csv", "sweep.yaml"):
             (out / name).unlink(missing_ok=True)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".jaxdyna-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise ConfigError(f"--out: cannot write to {out}: {e.strerror or e}") from None
+    check_writable_dir(out)
 
 
 def run_plan(plan: Plan, out: Path, sweep_text: str, command: str, batching: str = "auto",

@@ -38,6 +38,13 @@ def _available_bytes() -> int | None:
         stats = None
     if stats and "bytes_limit" in stats:
         return int(stats["bytes_limit"]) * len(jax.devices()) - int(stats.get("bytes_in_use", 0))
+    try:      # MemAvailable: free memory plus what the kernel can reclaim (page cache), as `free` reports
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):

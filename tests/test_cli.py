@@ -66,3 +66,29 @@ def test_cli_end_to_end_writes_all_files(tmp_path, tiny):
         assert k in s
     assert s["versions"]["brax"] and (out / "returns.png").stat().st_size > 1000
     assert "training" in r.stderr                  # the progress bar fed from inside the scan
+
+
+def test_drills_refused_before_any_work(tmp_path):
+    """Each a one-line error and exit 2 before training: nothing written, nothing lost."""
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    finished = tmp_path / "finished"
+    finished.mkdir()
+    (finished / "summary.json").write_text("keep me")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    cases = [
+        (["run", str(empty)], "is empty"),
+        (["run", "--out", str(finished)], "--overwrite"),
+        (["run", "--out", "/proc/jaxdyna-cannot-write"], "cannot write"),
+        (["run", "--set", "totl_steps=5"], "did you mean 'total_steps'"),
+        (["maze", "dyna-maze", "--out", str(a_file)], "not a directory"),
+    ]
+    for args, text in cases:
+        r = run_cli(*args)
+        lines = [l for l in r.stderr.splitlines() if l.startswith("jaxdyna")]
+        assert r.returncode == 2 and len(lines) == 1 and text in lines[0], (args, r.stderr)
+        assert "Traceback" not in r.stderr
+    assert (finished / "summary.json").read_text() == "keep me" and a_file.read_text() == "x"
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout.startswith("jaxdyna ")

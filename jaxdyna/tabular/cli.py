@@ -17,7 +17,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from jaxdyna.io import provenance, write_json
+from jaxdyna.config import ConfigError
+from jaxdyna.io import check_writable_dir, provenance, write_json
 from jaxdyna.tabular.dyna_q import Hparams, dyna_q, dyna_q_plus
 from jaxdyna.tabular.maze import MAZES, Maze, get_maze, parse_layout, shortest_path_length
 
@@ -151,6 +152,10 @@ def run_maze(args) -> int:
         episodes = None if args.episodes is None else _number(args.episodes, "--episodes", int, lo=1)
         steps = None if args.steps is None else _number(args.steps, "--steps", int, lo=1)
     out = Path(args.out) if args.out else Path("results") / "runs" / "maze" / maze.name
+    try:
+        check_writable_dir(out)
+    except ConfigError as e:
+        raise MazeInputError(str(e)) from None
 
     if episodes is not None:
         max_steps = _number(args.max_steps, "--max-steps", int, lo=1)
