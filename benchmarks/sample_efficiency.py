@@ -108,7 +108,7 @@ def run_algo(algo: str, args, prov: dict) -> dict:
         "algo": algo,
         "config_file": f"configs/{algo}/{ENV}.yaml",
         "overrides": over,
-        "shipped": {k: shipped[k] for k in over},
+        "shipped": {k: shipped.get(k) for k in over},
         "resolved": to_dict(cfg, hp),
         "seeds": [int(s) for s in res.seeds],
         "batching": "map",
@@ -134,7 +134,7 @@ def partial_run(algo: str, args, prov: dict) -> dict:
     print(f"{algo}: PARTIAL, {done} of {len(args.seeds)} seeds finished (from the progress log)", flush=True)
     return {
         "algo": algo, "config_file": f"configs/{algo}/{ENV}.yaml", "overrides": over,
-        "shipped": {k: shipped[k] for k in over}, "resolved": to_dict(cfg, hp),
+        "shipped": {k: shipped.get(k) for k in over}, "resolved": to_dict(cfg, hp),
         "seeds": list(args.seeds[:done]), "batching": "map", "partial": True,
         "compile_seconds": math.nan, "run_seconds": lines[done * n - 1]["t"] if done else math.nan,
         "env_steps": [x["env_steps"] for x in lines[:n]],
