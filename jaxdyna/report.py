@@ -44,8 +44,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from jaxdyna.config import ConfigError
-from jaxdyna.io import atomic_path, provenance, write_json, write_text
-from jaxdyna.results import steps_to_threshold
+from jaxdyna.io import provenance, write_json, write_text
+from jaxdyna.results import save_figure, steps_to_threshold
 
 CONFIDENCE = 0.95
 DEFAULT_REPS = 2000
@@ -557,15 +557,8 @@ def _pyplot():
 
 
 def _save(fig, path: Path, footer: str) -> None:
-    """Footer (provenance) in small gray type, then an atomic PNG write (as results.plot_curves)."""
-    plt = _pyplot()
-    lines = footer.count("\n") + 1 if footer else 0
-    if footer:
-        fig.text(0.01, 0.005, footer, fontsize=5.5, color="gray")
-    fig.tight_layout(rect=(0, 0.03 * lines, 1, 1))
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    _pyplot()                                   # the Agg backend before pyplot is used
+    save_figure(fig, path, footer)
 
 
 def _colors(labels: list[str]) -> dict[str, Any]:

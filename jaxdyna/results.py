@@ -86,6 +86,13 @@ def plot_curves(path: Path, curves: Sequence[tuple[str, np.ndarray, np.ndarray]]
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=7)
+    save_figure(fig, path, footer)
+
+
+def save_figure(fig, path: Path, footer: str = "") -> None:
+    """The provenance footer in small gray type, then an atomic PNG write; closes the figure."""
+    import matplotlib.pyplot as plt
+
     lines = footer.count("\n") + 1 if footer else 0
     if footer:
         fig.text(0.01, 0.005, footer, fontsize=5.5, color="gray")
