@@ -117,20 +117,66 @@ def _run_one(cfg, hp, args, out: Path, command: str):
 
 
 def cmd_run(args) -> int:
+    """One config over N seeds: a sweep of one group (chunked, checkpointed, resumable)."""
+    import hashlib
+    import json
+
+    import jax
+    import yaml
+
     from jaxdyna import config as C
-    from jaxdyna.sweep import check_fits
+    from jaxdyna.io import write_json
+    from jaxdyna.results import plot_curves
+    from jaxdyna.runner import prepare_out, run_plan
+    from jaxdyna.sweep import _available_bytes
+    from jaxdyna.sweepfile import Group, Plan, Setting, default_chunk_evals, fit_memory
 
     _check_common(args)
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume and --overwrite: choose one")
     values = dict(DEFAULT_RUN) if args.config is None else C.load_yaml(args.config)
     if args.config is not None and not values:
         raise ConfigError(f"config: {args.config} is empty; give at least algo and env (see configs/)")
     [(cfg, hp)] = _resolve_all([values], args.set)
     out = Path(args.out) if args.out else _default_out(cfg)
-    if (out / "summary.json").is_file() and not args.overwrite:
-        raise ConfigError(f"--out: {out} already holds a finished run; pass --overwrite to replace it or choose another --out")
-    check_writable_dir(out)
-    check_fits(cfg, hp, args.seeds)
-    _run_one(cfg, hp, args, out, args.command_line)
+    seeds = list(range(args.seed0, args.seed0 + args.seeds))
+    resolved = C.to_dict(cfg, hp)
+    group = Group(index=0, cfg=cfg, settings=[Setting(label=cfg.algo, values={}, hp=hp)], seeds=seeds,
+                  chunk_evals=default_chunk_evals(cfg.num_evals))
+    digest = hashlib.sha256(json.dumps({"config": resolved, "seeds": seeds}, sort_keys=True).encode()).hexdigest()[:16]
+    plan = Plan(groups=[group], swept_keys=[], source={"config": resolved, "seeds": seeds}, digest=digest,
+                name=Path(args.config).stem if args.config else "default")
+    prepare_out(out, plan, args.resume, args.overwrite)
+    fit_memory(plan, _available_bytes(), devices=len(jax.devices()))
+    print(f"jaxdyna: {cfg.algo} on {cfg.env} ({cfg.backend}), {args.seeds} seed(s), {cfg.total_steps} env steps, "
+          f"device {jax.devices()[0].device_kind}; writing {out}", file=sys.stderr, flush=True)
+    config_text = yaml.safe_dump({**resolved, "seeds": seeds}, sort_keys=False)
+    stopped = (f"jaxdyna: run stopped; finished evaluations are in {out} (marked incomplete); "
+               f"continue with the same command and --resume")
+    try:
+        outcome = run_plan(plan, out, config_text, args.command_line, batching=args.batching, resume=args.resume,
+                           show_progress=not args.quiet, tensorboard=True)
+    except KeyboardInterrupt:
+        print(stopped, file=sys.stderr)
+        return 130
+    if not outcome.complete:
+        print(stopped, file=sys.stderr)
+        return 130
+    summary = outcome.summary
+    g = summary["groups"]["g00"]
+    metrics = __import__("numpy").load(out / "groups" / "g00" / "metrics.npz")
+    steps, returns = metrics["env_steps"][0], metrics["eval_return"]
+    summary.update({"algo": cfg.algo, "env": cfg.env, "backend": cfg.backend,
+                    "compile_seconds": g["compile_seconds"], "run_seconds": g["run_seconds"],
+                    "env_steps_per_second": float(steps[-1]) * len(seeds) / max(g["run_seconds"] or 0.0, 1e-9)})
+    write_json(out / "summary.json", summary)
+    from jaxdyna.io import write_text
+    write_text(out / "config.yaml", config_text)
+    plot_curves(out / "returns.png", [(cfg.algo, steps, returns)], title=f"{cfg.algo} on {cfg.env} ({cfg.backend})",
+                footer=f"{summary['command']} | {summary['git_revision']} | {summary['device']}")
+    finals = [r["final_return"] for r in summary["runs"]]
+    print(f"jaxdyna: {cfg.algo} final eval return {sum(finals) / len(finals):.1f} (mean of {len(finals)} seeds); "
+          f"compile {g['compile_seconds']:.1f}s, run {g['run_seconds']:.1f}s; wrote {out}", file=sys.stderr)
     return 0
 
 
@@ -272,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batching", default="auto", help="seeds as vmap (parallel) or map (sequential, "
                    "bit-identical to single-seed runs); auto = map on CPU, vmap on accelerators")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
-    r.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    r.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    r.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     r.set_defaults(func=cmd_run)
     c = sub.add_parser("compare", help="run several configs on the same seeds and plot them together "
                        "(default: a small MBPO vs SAC comparison on inverted_pendulum)")

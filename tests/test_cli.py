@@ -55,7 +55,8 @@ def test_cli_end_to_end_writes_all_files(tmp_path, tiny):
     out = tmp_path / "run"
     r = run_cli("run", str(cfg), "--seeds", "2", "--out", str(out))
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "metrics.csv", "returns.png", "summary.json"]
+    assert {"config.yaml", "metrics.csv", "returns.png", "summary.json", "sweep.json"} <= {p.name for p in out.iterdir()}
+    assert json.loads((out / "sweep.json").read_text())["complete"] is True
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert len(rows) == 2 * 2
     assert {"seed", "env_steps", "eval_return", "critic_loss"} <= set(rows[0])
@@ -65,7 +66,12 @@ def test_cli_end_to_end_writes_all_files(tmp_path, tiny):
     for k in ("compile_seconds", "run_seconds", "env_steps_per_second", "device", "versions", "git_revision"):
         assert k in s
     assert s["versions"]["brax"] and (out / "returns.png").stat().st_size > 1000
-    assert "training" in r.stderr                  # the progress bar fed from inside the scan
+    assert "eval/s" in r.stderr or "s/eval" in r.stderr     # the progress bar (evaluations done)
+    # the same command again is refused (it would replace a finished run); --resume finds it complete
+    again = run_cli("run", str(cfg), "--seeds", "2", "--out", str(out))
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    resumed = run_cli("run", str(cfg), "--seeds", "2", "--out", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
 
 
 def test_drills_refused_before_any_work(tmp_path):
