@@ -122,14 +122,13 @@ def cmd_run(args) -> int:
     import json
 
     import jax
+    import numpy as np
     import yaml
 
     from jaxdyna import config as C
-    from jaxdyna.io import write_json
+    from jaxdyna.io import write_json, write_text
     from jaxdyna.results import plot_curves
-    from jaxdyna.runner import prepare_out, run_plan
-    from jaxdyna.sweep import _available_bytes
-    from jaxdyna.sweepfile import Group, Plan, Setting, default_chunk_evals, fit_memory
+    from jaxdyna.sweepfile import Group, Plan, Setting, default_chunk_evals
 
     _check_common(args)
     if args.resume and args.overwrite:
@@ -146,31 +145,21 @@ def cmd_run(args) -> int:
     digest = hashlib.sha256(json.dumps({"config": resolved, "seeds": seeds}, sort_keys=True).encode()).hexdigest()[:16]
     plan = Plan(groups=[group], swept_keys=[], source={"config": resolved, "seeds": seeds}, digest=digest,
                 name=Path(args.config).stem if args.config else "default")
-    prepare_out(out, plan, args.resume, args.overwrite)
-    fit_memory(plan, _available_bytes(), devices=len(jax.devices()))
-    print(f"jaxdyna: {cfg.algo} on {cfg.env} ({cfg.backend}), {args.seeds} seed(s), {cfg.total_steps} env steps, "
-          f"device {jax.devices()[0].device_kind}; writing {out}", file=sys.stderr, flush=True)
     config_text = yaml.safe_dump({**resolved, "seeds": seeds}, sort_keys=False)
-    stopped = (f"jaxdyna: run stopped; finished evaluations are in {out} (marked incomplete); "
-               f"continue with the same command and --resume")
-    try:
-        outcome = run_plan(plan, out, config_text, args.command_line, batching=args.batching, resume=args.resume,
-                           show_progress=not args.quiet, tensorboard=True)
-    except KeyboardInterrupt:
-        print(stopped, file=sys.stderr)
-        return 130
-    if not outcome.complete:
-        print(stopped, file=sys.stderr)
+    outcome = _execute(plan, out, config_text, args, tensorboard=True,
+                       intro=lambda: f"jaxdyna: {cfg.algo} on {cfg.env} ({cfg.backend}), {args.seeds} seed(s), "
+                                     f"{cfg.total_steps} env steps, device {jax.devices()[0].device_kind}; writing {out}",
+                       resume_hint="the same command and --resume")
+    if outcome is None:
         return 130
     summary = outcome.summary
     g = summary["groups"]["g00"]
-    metrics = __import__("numpy").load(out / "groups" / "g00" / "metrics.npz")
-    steps, returns = metrics["env_steps"][0], metrics["eval_return"]
+    with np.load(out / "groups" / "g00" / "metrics.npz") as metrics:
+        steps, returns = metrics["env_steps"][0], metrics["eval_return"]
     summary.update({"algo": cfg.algo, "env": cfg.env, "backend": cfg.backend,
                     "compile_seconds": g["compile_seconds"], "run_seconds": g["run_seconds"],
                     "env_steps_per_second": float(steps[-1]) * len(seeds) / max(g["run_seconds"] or 0.0, 1e-9)})
     write_json(out / "summary.json", summary)
-    from jaxdyna.io import write_text
     write_text(out / "config.yaml", config_text)
     plot_curves(out / "returns.png", [(cfg.algo, steps, returns)], title=f"{cfg.algo} on {cfg.env} ({cfg.backend})",
                 footer=f"{summary['command']} | {summary['git_revision']} | {summary['device']}")
@@ -223,16 +212,40 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def _execute(plan, out: Path, source_text: str, args, tensorboard: bool, intro, resume_hint: str):
+    """Check --out and memory, print `intro()`, run the plan; the outcome, or None when it stopped early
+    (Ctrl-C: what finished is kept and the directory is marked incomplete)."""
+    import jax
+
+    from jaxdyna.runner import prepare_out, run_plan
+    from jaxdyna.sweep import _available_bytes
+    from jaxdyna.sweepfile import fit_memory
+
+    prepare_out(out, plan, args.resume, args.overwrite)
+    fit_memory(plan, _available_bytes(), devices=len(jax.devices()))
+    if jax.process_index() == 0:
+        print(intro(), file=sys.stderr, flush=True)
+    stopped = (f"jaxdyna: stopped; finished evaluations are in {out} (marked incomplete); "
+               f"continue with: {resume_hint}")
+    try:
+        outcome = run_plan(plan, out, source_text, args.command_line, batching=args.batching, resume=args.resume,
+                           show_progress=not args.quiet, tensorboard=tensorboard)
+    except KeyboardInterrupt:                 # before the loop's own handler, or a second Ctrl-C
+        outcome = None
+    if outcome is None or not outcome.complete:
+        print(stopped, file=sys.stderr)
+        return None
+    return outcome
+
+
 def cmd_sweep(args) -> int:
     """A sweep file: groups of runs, each one compiled program, checkpointed chunk by chunk."""
-    from jaxdyna.runner import prepare_out, run_plan
-    from jaxdyna.sweep import BATCHING, _available_bytes
-    from jaxdyna.sweepfile import describe, fit_memory, load_sweep, plan_sweep
+    from jaxdyna.sweep import resolve_batching
+    from jaxdyna.sweepfile import describe, load_sweep, plan_sweep
 
     import jax
 
-    if args.batching not in BATCHING:
-        raise ConfigError(f"--batching: unknown {args.batching!r}; allowed: {', '.join(BATCHING)}")
+    resolve_batching(args.batching)              # an unknown value: one-line error before any work
     if args.resume and args.overwrite:
         raise ConfigError("--resume and --overwrite: choose one")
     _init_distributed(args)
@@ -241,22 +254,11 @@ def cmd_sweep(args) -> int:
     plan = plan_sweep(data, base=path.parent)
     plan.name = str(data.get("name", path.stem))
     out = Path(args.out) if args.out else Path("results") / "sweeps" / path.stem
-    prepare_out(out, plan, args.resume, args.overwrite)
-    fit_memory(plan, _available_bytes(), devices=len(jax.devices()))
-    if jax.process_index() == 0:
-        print(describe(plan), file=sys.stderr)
-        print(f"jaxdyna: {len(jax.devices())} device(s) ({jax.devices()[0].device_kind}), "
-              f"{jax.process_count()} process(es); writing {out}", file=sys.stderr, flush=True)
-    stopped = (f"jaxdyna: sweep stopped; finished evaluations are in {out} (marked incomplete); "
-               f"continue with: jaxdyna sweep {args.sweep} --out {out} --resume")
-    try:
-        outcome = run_plan(plan, out, path.read_text(), args.command_line, batching=args.batching,
-                           resume=args.resume, show_progress=not args.quiet, tensorboard=not args.no_tensorboard)
-    except KeyboardInterrupt:                 # before the loop's own handler, or a second Ctrl-C
-        print(stopped, file=sys.stderr)
-        return 130
-    if not outcome.complete:
-        print(stopped, file=sys.stderr)
+    outcome = _execute(plan, out, path.read_text(), args, tensorboard=not args.no_tensorboard,
+                       intro=lambda: describe(plan) + f"\njaxdyna: {len(jax.devices())} device(s) "
+                       f"({jax.devices()[0].device_kind}), {jax.process_count()} process(es); writing {out}",
+                       resume_hint=f"jaxdyna sweep {args.sweep} --out {out} --resume")
+    if outcome is None:
         return 130
     if jax.process_index() == 0:
         _sweep_report(out, args)
