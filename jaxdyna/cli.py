@@ -245,10 +245,10 @@ def cmd_sweep(args) -> int:
 
     import jax
 
-    resolve_batching(args.batching)              # an unknown value: one-line error before any work
     if args.resume and args.overwrite:
         raise ConfigError("--resume and --overwrite: choose one")
-    _init_distributed(args)
+    _init_distributed(args)                      # before anything that starts the XLA backend
+    resolve_batching(args.batching)              # an unknown value: one-line error before any work
     path = Path(args.sweep)
     data = load_sweep(path)
     plan = plan_sweep(data, base=path.parent)
