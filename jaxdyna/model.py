@@ -192,7 +192,7 @@ def fit_model(cfg, ens: Ensemble, model: ModelState, real: rb.Buffer, key: jax.A
     (the log-variance bounds keep their final values, as in MBPO) and the elites are the members
     with the lowest holdout loss. All of it is one bounded `while_loop`.
     """
-    m_max, b = cfg.model_max_train, cfg.model_batch_size
+    m_max, b = min(cfg.model_max_train, real.capacity), cfg.model_batch_size      # no padding past the run's data
     h_max = min(cfg.model_max_holdout, int(cfg.model_holdout_ratio * m_max) or 1)
     k_perm, k_boot, k_loop = jax.random.split(key, 3)
 

@@ -60,6 +60,16 @@ def mix_batches(real: Transition, imagined: Transition, n_real: jax.Array) -> Tr
     return jax.tree_util.tree_map(pick, real, imagined)
 
 
+def real_capacity(cfg) -> int:
+    """Rows of the real replay buffer: `buffer_size`, but never more than the run's `total_steps`.
+
+    A ring buffer at least as large as everything a run will ever collect never evicts, so the
+    cap changes no result (sampling depends only on the live rows) and keeps the state, its
+    checkpoints and the model's training window (`fit_model`) as small as the run needs.
+    """
+    return max(1, min(cfg.buffer_size, cfg.total_steps))
+
+
 def n_real_rows(real_ratio, batch_size: int, model_buffer_size) -> jax.Array:
     """Rows of an agent batch drawn from real data: int(real_ratio * batch) as in MBPO
     (`env_batch_size = int(batch_size * real_ratio)`), all of them while the model buffer is empty."""
@@ -175,7 +185,7 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
             model_buf = rb.buffer_init(example, cfg.rollout_batch_size * cfg.max_rollout_length * cfg.model_retain)
             sizes = jnp.zeros(cfg.model_retain, jnp.int32)
         state = TrainState(agent=agent_init(nets, k_agent, obs_size, hp), env=env_reset(env, k_env, cfg.num_envs),
-                           real=rb.buffer_init(example, cfg.buffer_size), model=model, model_buf=model_buf,
+                           real=rb.buffer_init(example, real_capacity(cfg)), model=model, model_buf=model_buf,
                            refit_sizes=sizes, key=key, env_steps=jnp.int32(0))
 
         def warm(s, k):

@@ -77,3 +77,25 @@ def test_add_then_sample_in_one_compiled_loop_sees_the_new_row():
     buf, seen = jax.jit(lambda b: jax.lax.scan(step, b, jnp.arange(1, 4)))(buf)
     assert np.asarray(seen[0]).tolist() == [1.0] * 4                  # only row written so far
     assert set(np.asarray(seen[2]).tolist()) <= {1.0, 2.0, 3.0}       # never the flushed -1 rows
+
+
+def test_capacity_past_the_data_changes_no_sample():
+    """Why `train.real_capacity` may cap the real buffer at total_steps: a buffer that never wraps
+    samples the same rows whatever its capacity."""
+    rows = {"x": jnp.arange(37, dtype=jnp.float32)}
+    small, big = buffer_init({"x": jnp.float32(0)}, 40), buffer_init({"x": jnp.float32(0)}, 1000)
+    for lo in range(0, 37, 10):
+        chunk = jax.tree_util.tree_map(lambda a: a[lo:lo + 10], rows)
+        small, big = buffer_add(small, chunk), buffer_add(big, chunk)
+    key = jax.random.PRNGKey(3)
+    np.testing.assert_array_equal(buffer_sample(small, key, 64)["x"], buffer_sample(big, key, 64)["x"])
+
+
+def test_real_buffer_is_capped_at_the_run_length():
+    from jaxdyna.config import resolve
+    from jaxdyna.train import real_capacity
+
+    cfg, _ = resolve({"algo": "sac", "total_steps": 3000, "buffer_size": 1_000_000})
+    assert real_capacity(cfg) == 3000
+    cfg, _ = resolve({"algo": "sac", "total_steps": 3000, "buffer_size": 500})
+    assert real_capacity(cfg) == 500
