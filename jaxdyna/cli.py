@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from jaxdyna.config import ConfigError
-from jaxdyna.io import check_writable_dir
 
 DEFAULT_RUN = {"algo": "sac", "env": "inverted_pendulum", "total_steps": 10_000, "warmup_steps": 1_000,
                "eval_every": 1_000, "buffer_size": 100_000, "eval_episodes": 5}
@@ -40,34 +39,6 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{self.prog}: {message}")
 
 
-class Progress:
-    """A progress bar fed from inside the compiled scan: one call per run per evaluation.
-
-    Runs report in parallel (vmap) or one after another (map), so the bar counts evaluations
-    over all runs and shows the latest one's env steps and return.
-    """
-
-    def __init__(self, runs: int, evals: int, steps_per_eval: int):
-        from tqdm import tqdm
-
-        self.t0, self.calls, self.steps_per_eval = None, 0, steps_per_eval
-        self.bar = tqdm(total=runs * evals, unit="eval", file=sys.stderr, dynamic_ncols=True,
-                        mininterval=0.5, desc="training")
-
-    def __call__(self, metrics) -> None:
-        now = time.perf_counter()
-        if self.t0 is None:
-            self.t0 = now
-        self.calls += 1
-        rate = (self.calls - 1) * self.steps_per_eval / max(now - self.t0, 1e-9) if self.calls > 1 else float("nan")
-        self.bar.set_postfix_str(f"env_steps={int(metrics['env_steps'])} eval_return={float(metrics['eval_return']):.1f} "
-                                 f"steps/s={rate:.0f}", refresh=False)
-        self.bar.update(1)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 def _default_out(cfg) -> Path:
     return Path("results") / "runs" / f"{cfg.algo}-{cfg.env}-{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -87,33 +58,6 @@ def _check_common(args) -> None:
         raise ConfigError(f"--batching: unknown {args.batching!r}; allowed: {', '.join(BATCHING)}")
     if args.seeds < 1:
         raise ConfigError(f"--seeds: must be a positive integer, got {args.seeds}")
-
-
-def _run_one(cfg, hp, args, out: Path, command: str):
-    """Run one resolved config over the seeds and write its directory; returns (summary, result)."""
-    import jax
-
-    from jaxdyna import config as C
-    from jaxdyna.io import provenance
-    from jaxdyna.results import write_run
-    from jaxdyna.sweep import run_sweep
-
-    seeds = list(range(args.seed0, args.seed0 + args.seeds))
-    print(f"jaxdyna: {cfg.algo} on {cfg.env} ({cfg.backend}), {args.seeds} seed(s), {cfg.total_steps} env steps, "
-          f"device {jax.devices()[0].device_kind}", file=sys.stderr)
-    progress = None if args.quiet else Progress(args.seeds, cfg.num_evals, cfg.eval_every)
-    try:
-        result = run_sweep(cfg, [hp], seeds, progress_fn=progress, batching=args.batching)
-    finally:
-        if progress is not None:
-            progress.close()
-    summary = write_run(out, C.to_dict(cfg, hp), [C.to_dict(cfg, hp)], result, provenance(command),
-                        labels=[cfg.algo])
-    finals = [r["final_return"] for r in summary["runs"]]
-    print(f"jaxdyna: {cfg.algo} final eval return {sum(finals) / len(finals):.1f} (mean of {len(finals)} seeds); "
-          f"compile {summary['compile_seconds']:.1f}s, run {summary['run_seconds']:.1f}s, "
-          f"{summary['env_steps_per_second']:.0f} env steps/s; wrote {out}", file=sys.stderr)
-    return summary, result
 
 
 def cmd_run(args) -> int:
@@ -146,7 +90,7 @@ def cmd_run(args) -> int:
     plan = Plan(groups=[group], swept_keys=[], source={"config": resolved, "seeds": seeds}, digest=digest,
                 name=Path(args.config).stem if args.config else "default")
     config_text = yaml.safe_dump({**resolved, "seeds": seeds}, sort_keys=False)
-    outcome = _execute(plan, out, config_text, args, tensorboard=True,
+    outcome = _execute(plan, out, config_text, args,
                        intro=lambda: f"jaxdyna: {cfg.algo} on {cfg.env} ({cfg.backend}), {args.seeds} seed(s), "
                                      f"{cfg.total_steps} env steps, device {jax.devices()[0].device_kind}; writing {out}",
                        resume_hint="the same command and --resume")
@@ -170,49 +114,42 @@ def cmd_run(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    """Several configs (default: small MBPO vs SAC), same seeds, one plot of all of them."""
+    """Several configs on the same seeds: a sweep of them, then its report (default: the built-in
+    MBPO vs Dyna vs SAC comparison on inverted_pendulum)."""
+    import jax
+    import yaml
+
     from jaxdyna import config as C
-    from jaxdyna.io import provenance, write_json
-    from jaxdyna.results import plot_curves, steps_to_threshold
-    from jaxdyna.sweep import check_fits
+    from jaxdyna.sweepfile import describe, plan_sweep
 
     _check_common(args)
-    sources = [C.load_yaml(p) for p in args.configs] if args.configs else [dict(v) for v in DEFAULT_COMPARE]
-    resolved = _resolve_all(sources, args.set)
-    envs = {cfg.env for cfg, _ in resolved}
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume and --overwrite: choose one")
+    data = {"name": "compare", "configs": list(args.configs) if args.configs else [dict(c) for c in DEFAULT_COMPARE],
+            "seeds": list(range(args.seed0, args.seed0 + args.seeds)), "set": C.parse_set(args.set or [])}
+    plan = plan_sweep(data)
+    envs = sorted({g.cfg.env for g in plan.groups})
     if len(envs) > 1:
-        raise ConfigError(f"configs: compare needs one env, got {', '.join(sorted(envs))}")
-    labels = [cfg.algo for cfg, _ in resolved]
-    labels = [l if labels.count(l) == 1 else f"{l}-{i}" for i, l in enumerate(labels)]
+        raise ConfigError(f"configs: compare needs one env, got {', '.join(envs)}")
     out = Path(args.out) if args.out else Path("results") / "runs" / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
-    if (out / "comparison.json").is_file() and not args.overwrite:
-        raise ConfigError(f"--out: {out} already holds a finished comparison; pass --overwrite to replace it "
-                          "or choose another --out")
-    check_writable_dir(out)
-    for cfg, hp in resolved:
-        check_fits(cfg, hp, args.seeds)
-    command = args.command_line
-    curves, table = [], {}
-    for label, (cfg, hp) in zip(labels, resolved):
-        summary, result = _run_one(cfg, hp, args, out / label, command)
-        steps, returns = result.metrics["env_steps"][0], result.metrics["eval_return"]
-        curves.append((label, steps, returns))
-        table[label] = {"final_return_mean": float(returns[:, -1].mean()),
-                        "run_seconds": summary["run_seconds"], "compile_seconds": summary["compile_seconds"]}
-    best = max(float(r.mean(0).max()) for _, _, r in curves)
-    for label, steps, returns in curves:
-        hits = [steps_to_threshold(steps, r, 0.9 * best) for r in returns]
-        table[label]["env_steps_to_90pct_of_best_mean"] = hits
-    prov = provenance(command)
-    env = next(iter(envs))
-    plot_curves(out / "comparison.png", curves, title=f"{' vs '.join(labels)} on {env}",
-                footer=f"{command} | {prov['git_revision']} | {prov['device']}")
-    write_json(out / "comparison.json", {"env": env, "seeds": args.seeds, "algorithms": table, **prov})
-    print(f"jaxdyna: wrote {out / 'comparison.png'}", file=sys.stderr)
+    outcome = _execute(plan, out, yaml.safe_dump(data, sort_keys=False), args,
+                       intro=lambda: describe(plan) + f"\njaxdyna: {len(jax.devices())} device(s) "
+                       f"({jax.devices()[0].device_kind}); writing {out}",
+                       resume_hint=f"the same command with --out {out} --resume")
+    if outcome is None:
+        return 130
+    report = _sweep_report(out, args)
+    for env, e in report["envs"].items():
+        for arm in e["arms"]:
+            fr = arm.get("final_return", {})
+            print(f"jaxdyna: {arm['label']} on {env}: final eval return mean {fr.get('mean', float('nan')):.1f}, "
+                  f"IQM {fr.get('iqm', float('nan')):.1f} ({arm['runs']} seeds, {arm['final_env_steps'][-1]:,} env steps)",
+                  file=sys.stderr)
+    print(f"jaxdyna: wrote {out}; plots and statistics in {out / 'report'}", file=sys.stderr)
     return 0
 
 
-def _execute(plan, out: Path, source_text: str, args, tensorboard: bool, intro, resume_hint: str):
+def _execute(plan, out: Path, source_text: str, args, intro, resume_hint: str):
     """Check --out and memory, print `intro()`, run the plan; the outcome, or None when it stopped early
     (Ctrl-C: what finished is kept and the directory is marked incomplete)."""
     import jax
@@ -221,15 +158,19 @@ def _execute(plan, out: Path, source_text: str, args, tensorboard: bool, intro, 
     from jaxdyna.sweep import _available_bytes
     from jaxdyna.sweepfile import fit_memory
 
+    from jaxdyna.loggers import make_loggers
+
     prepare_out(out, plan, args.resume, args.overwrite)
     fit_memory(plan, _available_bytes(), devices=len(jax.devices()))
+    loggers = make_loggers(out, plan, tensorboard=not args.no_tensorboard, wandb_project=args.wandb) \
+        if jax.process_index() == 0 else []
     if jax.process_index() == 0:
         print(intro(), file=sys.stderr, flush=True)
     stopped = (f"jaxdyna: stopped; finished evaluations are in {out} (marked incomplete); "
                f"continue with: {resume_hint}")
     try:
         outcome = run_plan(plan, out, source_text, args.command_line, batching=args.batching, resume=args.resume,
-                           show_progress=not args.quiet, tensorboard=tensorboard)
+                           show_progress=not args.quiet, loggers=loggers)
     except KeyboardInterrupt:                 # before the loop's own handler, or a second Ctrl-C
         outcome = None
     if outcome is None or not outcome.complete:
@@ -254,7 +195,7 @@ def cmd_sweep(args) -> int:
     plan = plan_sweep(data, base=path.parent)
     plan.name = str(data.get("name", path.stem))
     out = Path(args.out) if args.out else Path("results") / "sweeps" / path.stem
-    outcome = _execute(plan, out, path.read_text(), args, tensorboard=not args.no_tensorboard,
+    outcome = _execute(plan, out, path.read_text(), args,
                        intro=lambda: describe(plan) + f"\njaxdyna: {len(jax.devices())} device(s) "
                        f"({jax.devices()[0].device_kind}), {jax.process_count()} process(es); writing {out}",
                        resume_hint=f"jaxdyna sweep {args.sweep} --out {out} --resume")
@@ -297,13 +238,20 @@ def _init_distributed(args) -> None:
     keep_mjx_on_local_devices()
 
 
-def _sweep_report(out: Path, args) -> None:
-    try:
-        from jaxdyna.report import cmd_report
-    except ImportError:
-        return
-    cmd_report(argparse.Namespace(dirs=[str(out)], out=str(out / "report"), threshold=None, reps=2000, seed=0,
-                                  command_line=args.command_line))
+def _sweep_report(out: Path, args) -> dict:
+    """The report of a finished sweep in `out/report` (as in its report.json)."""
+    from jaxdyna.report import DEFAULT_REPS, analyze, load_runs, write_report
+
+    table = load_runs([str(out)])
+    report = write_report(out / "report", table, analyze(table, None, reps=DEFAULT_REPS, seed=0),
+                          args.command_line, DEFAULT_REPS, 0)
+    return report
+
+
+def _logging_flags(p) -> None:
+    p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard event files (DIR/tb)")
+    p.add_argument("--wandb", metavar="PROJECT", help="also log every run to Weights & Biases project PROJECT "
+                   "(needs the wandb extra; WANDB_MODE=offline logs without a network)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -322,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--overwrite", action="store_true", help="replace what --out holds")
     r.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    _logging_flags(r)
     r.set_defaults(func=cmd_run)
     c = sub.add_parser("compare", help="run several configs on the same seeds and plot them together "
                        "(default: a small MBPO vs SAC comparison on inverted_pendulum)")
@@ -332,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", help="output directory (default results/runs/compare-<time>)")
     c.add_argument("--batching", default="auto", help="auto | vmap | map (see run --help)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
-    c.add_argument("--overwrite", action="store_true", help="replace a finished comparison in --out")
+    c.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    c.add_argument("--resume", action="store_true", help="continue an interrupted comparison in --out")
+    _logging_flags(c)
     c.set_defaults(func=cmd_compare)
     w = sub.add_parser("sweep", help="run a sweep file (configs x grid x seeds; resumable, sharded over devices)")
     w.add_argument("sweep", help="sweep YAML: configs, seeds, set, grid (see README)")
@@ -341,12 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--overwrite", action="store_true", help="replace what --out holds")
     w.add_argument("--batching", default="auto", help="auto | vmap | map (see run --help)")
     w.add_argument("--quiet", action="store_true", help="no progress bar")
-    w.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard event files")
     w.add_argument("--distributed", action="store_true",
                    help="multi-host: jax.distributed.initialize() from the environment (e.g. under Slurm srun)")
     w.add_argument("--coordinator", help="multi-process: HOST:PORT of process 0")
     w.add_argument("--num-processes", type=int, help="multi-process: number of processes")
     w.add_argument("--process-id", type=int, help="multi-process: this process's index")
+    _logging_flags(w)
     w.set_defaults(func=cmd_sweep)
     from jaxdyna.report import add_report_parser
     add_report_parser(sub)

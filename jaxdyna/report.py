@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import csv
 import dataclasses
+import itertools
 import json
 import math
 import re
@@ -430,13 +431,16 @@ def _common_grid(runs: list[Run]) -> np.ndarray:
     return grid
 
 
+def _value_key(v: str) -> tuple:
+    """Numbers in numeric order, then text."""
+    try:
+        return (0, float(v), "")
+    except ValueError:
+        return (1, 0.0, v)
+
+
 def _sort_key(arm: tuple) -> tuple:
-    def val(v: str):
-        try:
-            return (0, float(v), "")
-        except ValueError:
-            return (1, 0.0, v)
-    return (arm[1], arm[2], tuple((k, val(v)) for k, v in arm[3]))
+    return (arm[1], arm[2], tuple((k, _value_key(v)) for k, v in arm[3]))
 
 
 def analyze(table: RunTable, thresholds: Sequence[str] | None = None, reps: int = DEFAULT_REPS,
@@ -585,6 +589,71 @@ def plot_iqm_curves(path: Path, curves: list, title: str, footer: str, threshold
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=7)
     _save(fig, path, footer)
+
+
+def design_maps(arm_rows: list[dict]) -> list[dict]:
+    """Per (algo, config) swept over at least two keys: its arms laid out as a grid for a heat map.
+
+    Keys with more values go first; rows are the product of keys 0, 2, ..., columns of keys 1, 3, ...
+    Each map holds the final-return IQM and the median sustained steps to threshold per cell
+    (NaN where no arm has that combination, inf where fewer than half the seeds reach it).
+    """
+    maps = []
+    by_config: dict[tuple, list[dict]] = {}
+    for row in arm_rows:
+        if row.get("final_return") is not None and row["settings"]:
+            by_config.setdefault((row["algo"], row["config"]), []).append(row)
+    for (algo, config), rows in by_config.items():
+        keys = sorted({k for r in rows for k in r["settings"]})
+        values = {k: sorted({r["settings"].get(k, "") for r in rows}, key=_value_key) for k in keys}
+        keys = [k for k in sorted(keys, key=lambda k: -len(values[k])) if len(values[k]) > 1]
+        if len(keys) < 2:
+            continue
+        row_keys, col_keys = keys[0::2], keys[1::2]
+        combos = lambda ks: list(itertools.product(*(values[k] for k in ks)))
+        rcombos, ccombos = combos(row_keys), combos(col_keys)
+        final = np.full((len(rcombos), len(ccombos)), np.nan)
+        steps = np.full_like(final, np.nan)
+        for r in rows:
+            i = rcombos.index(tuple(r["settings"].get(k, "") for k in row_keys))
+            j = ccombos.index(tuple(r["settings"].get(k, "") for k in col_keys))
+            final[i, j] = r["final_return"]["iqm"]
+            steps[i, j] = r["steps_to_threshold"]["sustained"]["median"]
+        label = lambda ks, c: ", ".join(f"{k}={v}" for k, v in zip(ks, c))
+        maps.append({"title": config if algo in config else f"{algo}:{config}", "row_keys": row_keys,
+                     "col_keys": col_keys, "rows": [label(row_keys, c) for c in rcombos],
+                     "cols": [label(col_keys, c) for c in ccombos], "final_iqm": final, "steps": steps})
+    return maps
+
+
+def plot_design_map(path: Path, m: dict, title: str, footer: str, max_steps: float) -> None:
+    """Two heat maps side by side: final-return IQM and median sustained steps to threshold."""
+    plt = _pyplot()
+    nr, nc = m["final_iqm"].shape
+    fig, axes = plt.subplots(1, 2, figsize=(4.2 + 2.6 * nc, 1.9 + 0.55 * nr), dpi=130)
+    steps = np.where(np.isinf(m["steps"]), max_steps * 1.05, m["steps"])
+    panels = ((m["final_iqm"], "final return (IQM over seeds)", "viridis", lambda v: f"{v:.0f}"),
+              (steps, "env steps to threshold (median, sustained)", "viridis_r",
+               lambda v: "never" if v > max_steps else f"{v:,.0f}"))
+    for ax, (z, name, cmap, fmt) in zip(axes, panels):
+        im = ax.imshow(np.ma.masked_invalid(z), cmap=cmap, aspect="auto")
+        for i in range(nr):
+            for j in range(nc):
+                if np.isfinite(z[i, j]):
+                    ax.text(j, i, fmt(z[i, j]), ha="center", va="center", fontsize=7, color="white",
+                            path_effects=[_stroke()])
+        ax.set_xticks(range(nc), m["cols"], rotation=30, ha="right", fontsize=7)
+        ax.set_yticks(range(nr), m["rows"] if ax is axes[0] else [""] * nr, fontsize=7)
+        ax.set_title(name, fontsize=9)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.suptitle(title, fontsize=10)
+    save_figure(fig, path, footer)
+
+
+def _stroke():
+    from matplotlib import patheffects
+
+    return patheffects.withStroke(linewidth=1.5, foreground="black")
 
 
 def plot_profiles(path: Path, finals: dict[str, np.ndarray], title: str, footer: str, reps: int, seed: int,
@@ -768,6 +837,11 @@ def write_report(out: Path, table: RunTable, analysis: dict, command: str, reps:
         if plot_improvement(out / f"improvement_{name}.png", e["probability_of_improvement"],
                             f"{env}: probability of improvement (final return)", footer):
             e["figures"].append(f"improvement_{name}.png")
+        for k, m in enumerate(design_maps(e["arms"])):
+            fname = f"design_{name}_{_safe(m['title'])}.png"
+            plot_design_map(out / fname, m, f"{env}: {m['title']} over {', '.join(m['row_keys'] + m['col_keys'])}",
+                            footer, max(e["final_env_steps"] or [1]))
+            e["figures"].append(fname)
     report = {
         "inputs": table.sources,
         "incomplete": [s["dir"] for s in table.sources if s["complete"] is False],

@@ -44,6 +44,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxdyna import config as C
 from jaxdyna.config import ConfigError, stack_hparams
 from jaxdyna.io import atomic_path, check_writable_dir, provenance, write_json, write_text
+from jaxdyna.loggers import run_label
 from jaxdyna.sweep import batched, run_keys
 from jaxdyna.sweepfile import Group, Plan
 from jaxdyna.train import make_train
@@ -118,11 +119,6 @@ def _all_finite(state) -> jax.Array:
 
 
 # --- outputs ------------------------------------------------------------------------------
-def _run_label(setting, seed: int) -> str:
-    point = ",".join(f"{k}={v}" for k, v in setting.values.items())
-    return f"{setting.label}" + (f"[{point}]" if point else "") + f"/seed{seed}"
-
-
 def _group_rows(plan: Plan, group: Group, metrics: dict[str, np.ndarray], diverged: np.ndarray) -> list[dict]:
     rows = []
     table = group.run_table()
@@ -217,7 +213,7 @@ class Outputs:
         _save_npz(self.group_dir(g) / "metrics.npz", {**metrics, "_diverged": diverged.astype(np.int8)})
         entry = self.status["groups"][g.name]
         entry.update({"status": "done" if done else "running", "evals_done": evals_done,
-                      "diverged": [_run_label(s, seed) for (s, seed), d in zip(g.run_table(), diverged) if d],
+                      "diverged": [run_label(s, seed) for (s, seed), d in zip(g.run_table(), diverged) if d],
                       **{k: round(v, 2) for k, v in seconds.items()}})
         self.save_status()
         self.rebuild_csv()
@@ -266,7 +262,7 @@ def _checkpointer(path: Path):
 
 
 def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: bool, stop: Interrupt,
-              progress: Callable[[int], None], tensorboard: bool) -> bool:
+              progress: Callable[[int, int], None], loggers: list) -> bool:
     """Run (or finish) one group; True when all its evaluations are done."""
     import orbax.checkpoint as ocp
 
@@ -328,9 +324,10 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
             all_m = _merge_parts(part_metrics + [metrics])
             all_d = np.concatenate(part_diverged + [diverged])
             outputs.record(g, all_m, all_d, evals, done=False, seconds=seconds)
-            if tensorboard and outputs.writer:
-                _tensorboard(outputs.out / "tb" / g.name, g, part * per_part, m, rows)
-            progress(n * g.chunk_evals)
+            if outputs.writer:
+                for logger in loggers:
+                    logger.log(g, rows, m)
+            progress(n * g.chunk_evals, int(m["env_steps"].max()))
         ckpt.close()
         if metrics is None or metrics["eval_return"].shape[1] < g.cfg.num_evals:
             done_all = False
@@ -350,20 +347,6 @@ def _merge_parts(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         return parts[0]
     evals = min(p["eval_return"].shape[1] for p in parts)
     return {k: np.concatenate([p[k][:, :evals] for p in parts]) for k in parts[0]}
-
-
-def _tensorboard(root: Path, g: Group, offset: int, m: dict[str, np.ndarray], rows) -> None:
-    try:
-        from tensorboardX import SummaryWriter
-    except ImportError:          # optional: tensorboardX comes with brax
-        return
-    for r, (setting, seed) in enumerate(rows):
-        with SummaryWriter(str(root / _run_label(setting, seed).replace("/", "_"))) as w:
-            for e in range(m["eval_return"].shape[1]):
-                step = int(m["env_steps"][r, e])
-                for k, v in m.items():
-                    if k != "env_steps" and np.ndim(v[r, e]) == 0 and np.isfinite(v[r, e]):
-                        w.add_scalar(k, float(v[r, e]), step)
 
 
 # --- the sweep --------------------------------------------------------------------------------
@@ -404,9 +387,19 @@ def _prepare_out(out: Path, plan: Plan, resume: bool, overwrite: bool) -> None:
     check_writable_dir(out)
 
 
+def _progress(bar) -> Callable[[int, int], None]:
+    """Advance the bar by finished run-evaluations; show the env steps the latest chunk reached."""
+    def update(evals: int, env_steps: int) -> None:
+        if bar is not None:
+            bar.set_postfix_str(f"env_steps={env_steps:,}", refresh=False)
+            bar.update(evals)
+    return update
+
+
 def run_plan(plan: Plan, out: Path, sweep_text: str, command: str, batching: str = "auto",
-             resume: bool = False, show_progress: bool = True, tensorboard: bool = True) -> Outcome:
-    """Run every group of `plan` into `out`; stops cleanly (incomplete) on Ctrl-C."""
+             resume: bool = False, show_progress: bool = True, loggers: list = ()) -> Outcome:
+    """Run every group of `plan` into `out`; stops cleanly (incomplete) on Ctrl-C. `loggers`
+    (`jaxdyna.loggers`) get every chunk's metrics on the host."""
     writer = jax.process_index() == 0
     outputs = Outputs(plan, out, command, writer)
     outputs.start(sweep_text, resume)
@@ -423,12 +416,13 @@ def run_plan(plan: Plan, out: Path, sweep_text: str, command: str, batching: str
                 continue
             if bar is not None:
                 bar.set_description(f"sweep: group {i + 1}/{len(plan.groups)} ({g.cfg.algo})")
-            finished = run_group(plan, g, outputs, batching, resume, stop,
-                                 (lambda k: bar.update(k)) if bar is not None else (lambda k: None), tensorboard)
+            finished = run_group(plan, g, outputs, batching, resume, stop, _progress(bar), list(loggers))
             if not finished:
                 complete = False
                 break
     if bar is not None:
         bar.close()
+    for logger in loggers:
+        logger.close()
     summary = outputs.finish(complete)
     return Outcome(complete=complete, summary=summary)

@@ -58,18 +58,6 @@ def state_bytes(cfg: Config, hp: HParams) -> int:
     return sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(shapes))
 
 
-def check_fits(cfg: Config, hp: HParams, runs: int) -> int:
-    """Raise a ConfigError if `runs` copies of the state cannot fit in memory."""
-    need = state_bytes(cfg, hp) * runs
-    have = _available_bytes()
-    # the compiled program holds the state, its update and temporaries: ask for 3x headroom
-    if have is not None and 3 * need > have:
-        raise ConfigError(
-            f"seeds: {runs} runs need about {3 * need / 2**30:.1f} GiB (state {need / 2**30:.2f} GiB x3) but "
-            f"{have / 2**30:.1f} GiB is available; lower seeds, buffer_size or rollout_batch_size")
-    return need
-
-
 def _shard_runs(x):
     """Shard the leading run axis over all devices (when it divides evenly)."""
     devices = jax.devices()

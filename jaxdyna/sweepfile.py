@@ -2,7 +2,8 @@
 
 A sweep file is one YAML mapping:
 
-    configs: [configs/mbpo/inverted_pendulum.yaml, sac/inverted_pendulum]  # files, algo/env names, or algos
+    configs: [configs/mbpo/inverted_pendulum.yaml, sac/inverted_pendulum]  # files, algo/env names, algos,
+                                    # or inline mappings such as {algo: sac, env: hopper, name: sac-hopper}
     seeds: 5                        # or a list of seeds
     set: {total_steps: 5000}        # overrides for every run
     grid: {real_ratio: [0.05, 0.5], model_retain: [1, 4]}   # full product; traced or static keys
@@ -84,9 +85,18 @@ def suggest(key: str, allowed) -> str:
 
 
 def _config_source(name: Any, base: Path) -> tuple[str, dict[str, Any]]:
-    """(label, values) of one entry of `configs`: a YAML file, a shipped `algo/env`, or an algo."""
+    """(label, values) of one entry of `configs`: a YAML file, a shipped `algo/env`, an algo, or an
+    inline mapping of config keys (labelled by its optional `name`, else by its algo)."""
+    if isinstance(name, dict):
+        values = dict(name)
+        label = values.pop("name", None) or values.get("algo")
+        if not isinstance(label, str) or not label:
+            raise ConfigError(f"configs: an inline config needs an 'algo' (or a 'name'), got {name!r}")
+        _check_keys(f"configs: {label}", values)
+        return label, values
     if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"configs: each entry must be a file path, an algo/env name or an algo, got {name!r}")
+        raise ConfigError(f"configs: each entry must be a file path, an algo/env name, an algo or a mapping of "
+                          f"config keys, got {name!r}")
     if name in C.ALGOS:
         return name, {"algo": name}
     candidates = [Path(name), base / name]

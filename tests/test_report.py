@@ -217,3 +217,32 @@ def test_cli_wiring(dirs, tmp_path):
     assert (out / "report.md").stat().st_size > 0
     assert json.loads((out / "report.json").read_text())["provenance"]["command"].startswith("jaxdyna report")
     assert cli.main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_design_space_heat_map(tmp_path):
+    """Two swept keys -> one map: rows over the key with more values; cell = final IQM over seeds."""
+    header = ["config", "algo", "env", "length", "source", "seed", "env_steps", "eval_return", "diverged"]
+    rows = []
+    final = {(1, "buffer"): 100.0, (1, "policy"): 900.0, (3, "buffer"): 300.0, (3, "policy"): 950.0,
+             (5, "buffer"): 500.0, (5, "policy"): 1000.0}
+    for (length, source), f in final.items():
+        for seed in range(4):
+            curve = [f * (k + 1) / 4 + seed for k in range(4)]   # seed offset 0..3: IQM adds 1.5
+            rows += [["mbpo/ip", "mbpo", "ip", length, source, seed, 250 * (k + 1), r, 0] for k, r in enumerate(curve)]
+    d = tmp_path / "sweep"
+    d.mkdir()
+    with open(d / "metrics.csv", "w", newline="") as f:
+        csv.writer(f).writerows([header] + rows)
+    (d / "sweep.json").write_text(json.dumps({"swept_keys": ["length", "source"], "complete": True}))
+    table = R.load_runs([str(d)])
+    analysis = R.analyze(table, ["ip=800"], reps=50)
+    [m] = R.design_maps(analysis["envs"]["ip"]["arms"])
+    assert m["row_keys"] == ["length"] and m["col_keys"] == ["source"]
+    assert m["rows"] == ["length=1", "length=3", "length=5"] and m["cols"] == ["source=buffer", "source=policy"]
+    expected = np.array([[final[(l, s)] + 1.5 for s in ("buffer", "policy")] for l in (1, 3, 5)])
+    np.testing.assert_allclose(m["final_iqm"], expected)
+    # sustained steps to 800: policy cells reach it at the last eval (900*1 >= 800) or earlier
+    assert np.isinf(m["steps"][0, 0]) and m["steps"][2, 1] == 1000.0 and m["steps"][0, 1] == 1000.0
+    report = R.write_report(tmp_path / "rep", table, analysis, "test", 50, 0)
+    [fig] = [f for f in report["envs"]["ip"]["figures"] if f.startswith("design_")]
+    assert (tmp_path / "rep" / fig).stat().st_size > 10_000

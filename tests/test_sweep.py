@@ -206,3 +206,81 @@ def test_bad_sweep_files_get_one_line_errors(tmp_path, text, field):
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and field in res.stderr, res.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_inline_configs_in_a_sweep_file():
+    plan = plan_sweep({"configs": [{"algo": "sac", "name": "small", **TINY}, {"algo": "sac", **TINY, "actor_lr": 1e-3}],
+                       "seeds": 2})
+    assert [s.label for g in plan.groups for s in g.settings] == ["small", "sac"] and len(plan.groups) == 1
+    with pytest.raises(ConfigError, match="actor_hiden.*actor_hidden"):
+        plan_sweep({"configs": [{"algo": "sac", "actor_hiden": [8]}]})
+    with pytest.raises(ConfigError, match="algo"):
+        plan_sweep({"configs": [{"env": "hopper"}]})
+
+
+def test_compare_is_a_sweep_with_a_report(tmp_path):
+    """`jaxdyna compare A.yaml B.yaml`: one sweep (same static config -> one program), then its report."""
+    a, b = tmp_path / "fast.yaml", tmp_path / "slow.yaml"
+    a.write_text(yaml.safe_dump({"algo": "sac", **TINY, "actor_lr": 1e-3}))
+    b.write_text(yaml.safe_dump({"algo": "sac", **TINY, "actor_lr": 1e-4}))
+    out = tmp_path / "cmp"
+    res = run_cli("compare", str(a), str(b), "--seeds", "2", "--out", str(out), "--quiet", "--no-tensorboard")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert {r["config"] for r in _rows(out)} == {str(a)[:-5], str(b)[:-5]} and len(_rows(out)) == 2 * 2 * 4
+    assert json.loads((out / "sweep.json").read_text())["complete"] is True
+    assert (out / "report" / "report.md").is_file() and (out / "report" / "curves_inverted_pendulum.png").is_file()
+    finals = [l for l in res.stderr.splitlines() if "final eval return mean" in l]
+    assert len(finals) == 2, res.stderr[-2000:]
+    res = run_cli("compare", str(a), "--out", str(out), "--quiet")
+    assert res.returncode == 2 and "--overwrite" in res.stderr
+
+
+class _FakeWandb:
+    """Records what the W&B logger sends (no network, no wandb package needed)."""
+
+    def __init__(self):
+        self.inits, self.logged, self.finished = [], {}, []
+
+    def init(self, **kw):
+        self.inits.append(kw)
+        fake, rid = self, kw["id"]
+
+        class Run:
+            def log(self, values, step):
+                fake.logged.setdefault(rid, []).append((step, values))
+
+            def finish(self):
+                fake.finished.append(rid)
+        return Run()
+
+
+def test_wandb_logger_gets_every_run_and_evaluation(tmp_path, monkeypatch):
+    from jaxdyna.loggers import make_loggers
+    from jaxdyna.runner import run_plan
+
+    fake = _FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    path = _sweep(tmp_path)
+    plan = plan_sweep(load_sweep(path), base=tmp_path)
+    out = tmp_path / "out"
+    outcome = run_plan(plan, out, path.read_text(), "test", batching="map", show_progress=False,
+                       loggers=make_loggers(out, plan, tensorboard=False, wandb_project="proj"))
+    assert outcome.complete
+    assert [kw["name"] for kw in fake.inits] == ["sac/seed0", "sac/seed1"]
+    assert all(kw["project"] == "proj" and kw["resume"] == "allow" for kw in fake.inits)
+    assert len({kw["id"] for kw in fake.inits}) == 2 and sorted(fake.finished) == sorted(kw["id"] for kw in fake.inits)
+    for kw, seed in zip(fake.inits, ("0", "1")):
+        logged = [(step, v["eval_return"]) for step, v in fake.logged[kw["id"]]]
+        expected = [(int(r["env_steps"]), float(r["eval_return"])) for r in _rows(out) if r["seed"] == seed]
+        np.testing.assert_allclose(np.array(logged), np.array(expected), rtol=1e-6)
+
+
+def test_wandb_missing_is_a_one_line_error(tmp_path):
+    try:
+        import wandb  # noqa: F401
+        pytest.skip("wandb is installed here")
+    except ImportError:
+        pass
+    res = run_cli("sweep", str(_sweep(tmp_path)), "--out", str(tmp_path / "out"), "--wandb", "proj")
+    assert res.returncode == 2 and "--wandb" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "out" / "metrics.csv").exists()
