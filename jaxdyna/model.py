@@ -149,11 +149,21 @@ def make_dynamics(cfg, ens: Ensemble | None, env) -> Dynamics:
         return next_obs, reward, is_terminal(next_obs, learned)
 
     def step(model: ModelState, obs, act, key):
-        k_member, k_noise = jax.random.split(key)
-        mean, logvar = ensemble_forward(model.params, normalised_inputs(model, obs, act))   # [E, B, out]
-        member = model.elites[jax.random.randint(k_member, obs.shape[:1], 0, ens.elites)]
-        pick = jnp.arange(obs.shape[0])
-        return decode(obs, _sample(mean[member, pick], logvar[member, pick], k_noise))
+        """Each row through one elite: the rows are dealt at random into equal shares, one share per
+        elite (mbrl-lib's `random_model` propagation: a `randperm` split into member shares).
+        MBPO draws each row's elite independently; the marginal is the same (uniform over elites),
+        the counts are balanced, and only the one member a row uses is computed (not all of them)."""
+        k_deal, k_noise = jax.random.split(key)
+        b, e = obs.shape[0], ens.elites
+        share = -(-b // e)
+        x = normalised_inputs(model, obs, act)
+        x = jnp.concatenate([x, jnp.zeros((share * e - b, x.shape[1]), x.dtype)])     # pad to e equal shares
+        deal = jax.random.permutation(k_deal, share * e)                                 # slot j holds row deal[j]
+        layers = jax.tree_util.tree_map(lambda p: p[model.elites], model.params["layers"])
+        mean, logvar = ensemble_forward({**model.params, "layers": layers}, x[deal].reshape(e, share, -1))
+        y = _sample(mean, logvar, k_noise).reshape(share * e, -1)
+        y = jnp.zeros_like(y).at[deal].set(y)[:b]                                        # back to row order
+        return decode(obs, y)
 
     def step_members(model: ModelState, obs, act, key):
         mean, logvar = ensemble_forward(model.params, normalised_inputs(model, obs, act))   # [M, B, out]

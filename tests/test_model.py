@@ -54,6 +54,24 @@ def test_ensemble_fits_a_linear_system(fitted):
     assert np.all(np.asarray(model.holdout_loss)[elites].max() <= np.delete(np.asarray(model.holdout_loss), elites).min())
 
 
+def test_step_deals_rows_to_elites_in_equal_shares(fitted):
+    """Every row is one elite's own prediction, and the elites share the rows equally."""
+    cfg, ens, model, _ = fitted
+    quiet = {**model.params, "max_logvar": jnp.full_like(model.params["max_logvar"], -40.0),
+             "min_logvar": jnp.full_like(model.params["min_logvar"], -50.0)}     # noise ~ 1e-9
+    model = model._replace(params=quiet) if hasattr(model, "_replace") else model.replace(params=quiet)
+    test = _linear_system(jax.random.PRNGKey(6), 500)
+    nxt, rew, _ = mdl.make_dynamics(cfg, ens, None).step(model, test.obs, test.action, jax.random.PRNGKey(7))
+    mean, _ = mdl.ensemble_forward(model.params, mdl.normalised_inputs(model, test.obs, test.action))  # [E, B, out]
+    got = jnp.concatenate([nxt - test.obs, rew[:, None]], axis=1)
+    dist = jnp.max(jnp.abs(mean - got[None]), axis=-1)                               # [E, B]
+    member = np.asarray(jnp.argmin(dist, axis=0))
+    assert float(jnp.max(jnp.min(dist, axis=0))) < 1e-5                             # exactly one member's output
+    counts = np.bincount(member, minlength=ens.members)
+    assert set(np.nonzero(counts)[0]) == set(np.asarray(model.elites).tolist())
+    assert counts.sum() == 500 and counts[counts > 0].min() >= 500 // 3 - 1 and counts.max() <= -(-500 // 3)
+
+
 def test_predicted_variance_larger_off_distribution(fitted):
     _, ens, model, _ = fitted
     on = _linear_system(jax.random.PRNGKey(5), 500)
