@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
 import time
@@ -258,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="jaxdyna", description="Dyna-style model-based RL in JAX on Brax.")
     p.add_argument("--version", action="version", version=f"jaxdyna {_version()}")
     p.add_argument("--no-cache", action="store_true", help="do not use the persistent compilation cache")
+    p.add_argument("--verbose", action="store_true", help="show third-party notices that are hidden by default")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     r = sub.add_parser("run", help="run one config over N seeds (one vmapped program)")
     r.add_argument("config", nargs="?", help="YAML config (default: a small built-in SAC job)")
@@ -318,6 +320,29 @@ def _input_errors() -> tuple[type[Exception], ...]:
     return (ConfigError, MazeInputError)
 
 
+_NOISE = re.compile(r"Failed to import (mujoco_)?warp:")      # mujoco.mjx prints these when warp is absent
+_BRAX_NOTICE = r"Brax System, piplines and environments are not actively being maintained"
+
+
+def quiet_third_party() -> None:
+    """Hide known third-party noise (Brax's maintenance notice, mujoco's missing-warp prints); any
+    other output, and every error, still shows. `jaxdyna --verbose` skips this."""
+    import contextlib
+    import io
+    import warnings
+
+    warnings.filterwarnings("ignore", message=_BRAX_NOTICE)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        try:
+            import mujoco.mjx  # noqa: F401  (imported by Brax later; its import-time prints happen here)
+        except Exception:        # noqa: BLE001 - a broken install shows its error where it is used
+            pass
+    for line in printed.getvalue().splitlines():
+        if not _NOISE.match(line):
+            print(line)
+
+
 def enable_compile_cache(disabled: bool = False) -> None:
     """JAX's persistent compilation cache in a user cache directory: a program compiled before
     (same code, config and device) loads in seconds. `JAXDYNA_CACHE_DIR` moves it; `--no-cache`
@@ -348,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 2
         enable_compile_cache(args.no_cache)
+        if not args.verbose:
+            quiet_third_party()
         return args.func(args)
     except _input_errors() as e:
         print(f"jaxdyna: error: {e}", file=sys.stderr)
