@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import re
 import shlex
 import sys
@@ -15,15 +16,21 @@ DEFAULT_RUN = {"algo": "sac", "env": "inverted_pendulum", "total_steps": 10_000,
                "eval_every": 1_000, "buffer_size": 100_000, "eval_episodes": 5}
 
 
-# The main job: a small MBPO-vs-SAC comparison on Brax inverted_pendulum, scaled to finish in a few
-# minutes on a 2-core CPU (the paper-scale settings are in configs/mbpo and configs/sac).
-_COMPARE_COMMON = {"env": "inverted_pendulum", "total_steps": 2500, "warmup_steps": 500, "eval_every": 500,
-                   "buffer_size": 100_000, "eval_episodes": 5, "target_entropy": -0.05}
-DEFAULT_COMPARE = [
-    {**_COMPARE_COMMON, "algo": "sac"},
-    {**_COMPARE_COMMON, "algo": "mbpo", "updates_per_step": 5, "model_hidden": [128, 128, 128],
-     "rollout_batch_size": 5000, "model_max_train": 5000, "model_max_epochs": 10, "model_retain": 4},
-]
+# The main job (`jaxdyna compare` with no configs): MBPO vs classic Dyna vs SAC on Brax
+# inverted_pendulum, 3 seeds, 4,000 env steps (1,000 of them random warm-up), sized for a 2-core CPU.
+# Each algorithm is its shipped config (configs/<algo>/inverted_pendulum.yaml: 10 updates per env
+# step for MBPO and Dyna, 1 for SAC) with 128-wide actor and critic for all three and, for the two
+# model-based ones, a 4 x 128 ensemble trained for at most 20 epochs per refit and 20k rollouts
+# per refit (shipped: 4 x 200, 50 epochs, 100k / 50k).
+_SMALL_MODEL = {"model_hidden": [128, 128, 128, 128], "model_max_epochs": 20, "rollout_batch_size": 20_000}
+DEFAULT_COMPARE = {
+    "name": "default",
+    "configs": [{"config": "mbpo/inverted_pendulum", "name": "mbpo", **_SMALL_MODEL},
+                {"config": "dyna/inverted_pendulum", "name": "dyna", **_SMALL_MODEL},
+                {"config": "sac/inverted_pendulum", "name": "sac"}],
+    "set": {"total_steps": 4000, "warmup_steps": 1000, "eval_every": 250, "actor_hidden": [128, 128],
+            "critic_hidden": [128, 128]},
+}
 
 
 def _version() -> str:
@@ -126,8 +133,13 @@ def cmd_compare(args) -> int:
     _check_common(args)
     if args.resume and args.overwrite:
         raise ConfigError("--resume and --overwrite: choose one")
-    data = {"name": "compare", "configs": list(args.configs) if args.configs else [dict(c) for c in DEFAULT_COMPARE],
-            "seeds": list(range(args.seed0, args.seed0 + args.seeds)), "set": C.parse_set(args.set or [])}
+    seeds = args.seeds
+    if args.configs:
+        data = {"name": "compare", "configs": list(args.configs), "set": {}}
+    else:
+        data = copy.deepcopy(DEFAULT_COMPARE)
+    data["seeds"] = list(range(args.seed0, args.seed0 + seeds))
+    data["set"] = {**data["set"], **C.parse_set(args.set or [])}
     plan = plan_sweep(data)
     envs = sorted({g.cfg.env for g in plan.groups})
     if len(envs) > 1:
@@ -274,10 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     _logging_flags(r)
     r.set_defaults(func=cmd_run)
-    c = sub.add_parser("compare", help="run several configs on the same seeds and plot them together "
-                       "(default: a small MBPO vs SAC comparison on inverted_pendulum)")
-    c.add_argument("configs", nargs="*", help="YAML configs (default: built-in small MBPO and SAC)")
-    c.add_argument("--seeds", type=int, default=2, help="seeds per config (default 2)")
+    c = sub.add_parser("compare", help="run several configs on the same seeds as one sweep, then its report "
+                       "(default: MBPO vs Dyna vs SAC on inverted_pendulum, sized for a laptop CPU)")
+    c.add_argument("configs", nargs="*", help="YAML configs or shipped algo/env names (default: the built-in "
+                   "MBPO vs Dyna vs SAC comparison)")
+    c.add_argument("--seeds", type=int, default=3, help="seeds per config (default 3)")
     c.add_argument("--seed0", type=int, default=0, help="first seed (default 0)")
     c.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key in every config")
     c.add_argument("--out", help="output directory (default results/runs/compare-<time>)")
@@ -343,6 +356,26 @@ def quiet_third_party() -> None:
             print(line)
 
 
+def use_cpu_cores(args) -> None:
+    """On CPU, one JAX device per usable core, so a sweep's runs are sharded over the cores like over
+    GPUs (each device runs its share of runs; a run's numbers do not depend on the device count).
+
+    Must happen before JAX starts its backend. Skipped when XLA_FLAGS already sets a device count,
+    for multi-process runs, and when `JAXDYNA_CPU_DEVICES` says otherwise (`1`: one device)."""
+    import os
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags or getattr(args, "distributed", False) \
+            or getattr(args, "coordinator", None) is not None:
+        return
+    wanted = os.environ.get("JAXDYNA_CPU_DEVICES")
+    if wanted is not None and not wanted.strip().isdigit():
+        raise ConfigError(f"JAXDYNA_CPU_DEVICES: expected a positive integer, got {wanted!r}")
+    n = int(wanted) if wanted is not None else len(os.sched_getaffinity(0))
+    if n > 1:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+
+
 def enable_compile_cache(disabled: bool = False) -> None:
     """JAX's persistent compilation cache in a user cache directory: a program compiled before
     (same code, config and device) loads in seconds. `JAXDYNA_CACHE_DIR` moves it; `--no-cache`
@@ -372,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "func", None) is None:
             parser.print_help(sys.stderr)
             return 2
+        use_cpu_cores(args)
         enable_compile_cache(args.no_cache)
         if not args.verbose:
             quiet_third_party()

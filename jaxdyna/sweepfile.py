@@ -4,6 +4,7 @@ A sweep file is one YAML mapping:
 
     configs: [configs/mbpo/inverted_pendulum.yaml, sac/inverted_pendulum]  # files, algo/env names, algos,
                                     # or inline mappings such as {algo: sac, env: hopper, name: sac-hopper}
+                                    # or {config: mbpo/hopper, name: mbpo-small, model_hidden: [64, 64]}
     seeds: 5                        # or a list of seeds
     set: {total_steps: 5000}        # overrides for every run
     grid: {real_ratio: [0.05, 0.5], model_retain: [1, 4]}   # full product; traced or static keys
@@ -89,9 +90,15 @@ def _config_source(name: Any, base: Path) -> tuple[str, dict[str, Any]]:
     inline mapping of config keys (labelled by its optional `name`, else by its algo)."""
     if isinstance(name, dict):
         values = dict(name)
-        label = values.pop("name", None) or values.get("algo")
+        label, base_name = values.pop("name", None), values.pop("config", None)
+        if base_name is not None:                       # {config: mbpo/hopper, <overrides>}
+            base_label, base_values = _config_source(base_name, base)
+            _check_keys(f"configs: {label or base_label}", values)
+            return label or base_label, {**base_values, **values}
+        label = label or values.get("algo")
         if not isinstance(label, str) or not label:
-            raise ConfigError(f"configs: an inline config needs an 'algo' (or a 'name'), got {name!r}")
+            raise ConfigError(f"configs: an inline config needs an 'algo', a 'config' to start from, or a 'name'; "
+                              f"got {name!r}")
         _check_keys(f"configs: {label}", values)
         return label, values
     if not isinstance(name, str) or not name.strip():

@@ -212,6 +212,10 @@ def test_inline_configs_in_a_sweep_file():
     plan = plan_sweep({"configs": [{"algo": "sac", "name": "small", **TINY}, {"algo": "sac", **TINY, "actor_lr": 1e-3}],
                        "seeds": 2})
     assert [s.label for g in plan.groups for s in g.settings] == ["small", "sac"] and len(plan.groups) == 1
+    plan = plan_sweep({"configs": [{"config": "mbpo/inverted_pendulum", "name": "small", "model_hidden": [8, 8],
+                                     "model_weight_decay": 1e-4}]})
+    cfg = plan.groups[0].cfg
+    assert plan.groups[0].settings[0].label == "small" and cfg.model_hidden == (8, 8) and cfg.ensemble_size == 7
     with pytest.raises(ConfigError, match="actor_hiden.*actor_hidden"):
         plan_sweep({"configs": [{"algo": "sac", "actor_hiden": [8]}]})
     with pytest.raises(ConfigError, match="algo"):
