@@ -356,26 +356,6 @@ def quiet_third_party() -> None:
             print(line)
 
 
-def use_cpu_cores(args) -> None:
-    """On CPU, one JAX device per usable core, so a sweep's runs are sharded over the cores like over
-    GPUs (each device runs its share of runs; a run's numbers do not depend on the device count).
-
-    Must happen before JAX starts its backend. Skipped when XLA_FLAGS already sets a device count,
-    for multi-process runs, and when `JAXDYNA_CPU_DEVICES` says otherwise (`1`: one device)."""
-    import os
-
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" in flags or getattr(args, "distributed", False) \
-            or getattr(args, "coordinator", None) is not None:
-        return
-    wanted = os.environ.get("JAXDYNA_CPU_DEVICES")
-    if wanted is not None and not wanted.strip().isdigit():
-        raise ConfigError(f"JAXDYNA_CPU_DEVICES: expected a positive integer, got {wanted!r}")
-    n = int(wanted) if wanted is not None else len(os.sched_getaffinity(0))
-    if n > 1:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
-
-
 def enable_compile_cache(disabled: bool = False) -> None:
     """JAX's persistent compilation cache in a user cache directory: a program compiled before
     (same code, config and device) loads in seconds. `JAXDYNA_CACHE_DIR` moves it; `--no-cache`
@@ -405,7 +385,6 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "func", None) is None:
             parser.print_help(sys.stderr)
             return 2
-        use_cpu_cores(args)
         enable_compile_cache(args.no_cache)
         if not args.verbose:
             quiet_third_party()
