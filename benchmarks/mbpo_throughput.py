@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from _timing import timed
+
 from jaxdyna import buffer as rb
 from jaxdyna import model as mdl
 from jaxdyna.config import as_arrays, load_yaml, parse_set, resolve, stack_hparams, to_dict
@@ -34,17 +36,6 @@ from jaxdyna.networks import sample_action
 from jaxdyna.sac import learn, make_nets
 from jaxdyna.sweep import run_keys
 from jaxdyna.train import make_train
-
-
-def timed(fn, *args, repeats: int):
-    """Median wall seconds of fn(*args) over `repeats` calls (after one warm-up call)."""
-    jax.block_until_ready(fn(*args))
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts)), ts
 
 
 def main(argv=None) -> int:

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import shlex
 import sys
 import time
@@ -52,6 +51,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _brax_compat  # noqa: E402
+from _timing import load_average, median, timed_call  # noqa: E402
 
 from jaxdyna.config import resolve, stack_hparams  # noqa: E402
 from jaxdyna.envs import Transition, env_reset, env_step, evaluate, make_env  # noqa: E402
@@ -69,20 +69,6 @@ HIDDEN = (256, 256)
 EPISODE_LENGTH = 1000
 UPDATES_PER_STEP = 1
 LR, GAMMA, TAU = 3e-4, 0.99, 0.005
-
-
-def _load() -> float:
-    return round(os.getloadavg()[0], 2)
-
-
-def _median(xs):
-    return float(np.median(np.asarray(xs, float)))
-
-
-def _timed(fn, *args):
-    t = time.perf_counter()
-    out = jax.block_until_ready(fn(*args))
-    return out, time.perf_counter() - t
 
 
 def our_config(env: str, steps: int):
@@ -111,7 +97,7 @@ def bench_ours(env_name: str, seeds_list: list[int], steps: int, repeats: int) -
     keys = run_keys(np.arange(max_n))
     singles, init_runs = [], []
     for i in range(max_n):
-        s, dt = _timed(init, keys[i], hp)
+        s, dt = timed_call(init, keys[i], hp)
         singles.append(s)
         init_runs.append(dt)
     out = {"init_compile_s": init_compile, "init_run_s": init_runs, "runs": []}
@@ -123,19 +109,19 @@ def bench_ours(env_name: str, seeds_list: list[int], steps: int, repeats: int) -
     for n in seeds_list:
         states = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *singles[:n])
         hps = stack_hparams([hp] * n)
-        load0 = _load()
+        load0 = load_average()
         t = time.perf_counter()
         advance = jax.jit(jax.vmap(prog.advance)).lower(states, hps).compile()
         compile_s = time.perf_counter() - t
         call_s = []
         for _ in range(repeats):
-            (states, metrics), dt = _timed(advance, states, hps)
+            (states, metrics), dt = timed_call(advance, states, hps)
             call_s.append(dt)
         t = time.perf_counter()
         ev = jax.jit(jax.vmap(eval_fn)).lower(states.agent, states.key).compile()
         eval_compile_s = time.perf_counter() - t
-        eval_s = [_timed(ev, states.agent, states.key)[1] for _ in range(repeats)]
-        call_med, eval_med = _median(call_s), _median(eval_s)
+        eval_s = [timed_call(ev, states.agent, states.key)[1] for _ in range(repeats)]
+        call_med, eval_med = median(call_s), median(eval_s)
         train_s = max(call_med - eval_med, 1e-9)
         total_sps = n * steps / train_s
         run = {
@@ -145,7 +131,7 @@ def bench_ours(env_name: str, seeds_list: list[int], steps: int, repeats: int) -
             "grad_updates_per_s_total": total_sps * UPDATES_PER_STEP,
             "env_steps_per_s_total_incl_eval": n * steps / call_med,
             "ms_per_update_per_seed": 1e3 * train_s / (n * steps * UPDATES_PER_STEP),
-            "load_avg_1min": [load0, _load()],
+            "load_avg_1min": [load0, load_average()],
             "final_env_steps": np.asarray(metrics["env_steps"]).ravel().tolist(),
         }
         out["runs"].append(run)
@@ -164,21 +150,21 @@ def bench_ours(env_name: str, seeds_list: list[int], steps: int, repeats: int) -
     plain_compile = time.perf_counter() - t
     ev1 = jax.jit(eval_fn).lower(singles[0].agent, singles[0].key).compile()
     holder = {"state": first}
-    eval1 = _median([_timed(ev1, singles[0].agent, singles[0].key)[1] for _ in range(repeats)])
+    eval1 = median([timed_call(ev1, singles[0].agent, singles[0].key)[1] for _ in range(repeats)])
 
     def one_call():
-        (holder["state"], _), dt = _timed(plain, holder["state"], hp1)
+        (holder["state"], _), dt = timed_call(plain, holder["state"], hp1)
         # evaluation ends when every episode has ended, so its cost changes as the agent learns:
         # subtract the evaluation of the agent this call produced, timed right after it
         s = jax.tree_util.tree_map(lambda x: x[0], holder["state"])
-        ev_dt = _timed(ev1, s.agent, s.key)[1]
+        ev_dt = timed_call(ev1, s.agent, s.key)[1]
         return 1e3 * max(dt - ev_dt, 1e-9) / (steps * UPDATES_PER_STEP)
 
     alone = [one_call() for _ in range(repeats)]
     out["as_run_1_seed"] = {"batching": batching, "compile_s": plain_compile, "eval_median_s": eval1,
-                            "ms_per_update": alone, "ms_per_update_median": _median(alone)}
+                            "ms_per_update": alone, "ms_per_update_median": median(alone)}
     out["one_call"] = one_call
-    print(f"  ours  {env_name:18s} 1 seed as `jaxdyna run` ({batching}): {_median(alone):.2f} ms/update", flush=True)
+    print(f"  ours  {env_name:18s} 1 seed as `jaxdyna run` ({batching}): {median(alone):.2f} ms/update", flush=True)
     out["pieces_1_seed"] = bench_pieces(cfg, hp, env, nets, steps, repeats)
     return out
 
@@ -217,8 +203,8 @@ def bench_pieces(cfg, hp, env, nets, steps: int, repeats: int) -> dict:
                           ("bare_brax_env_step_ms", bare_env_loop, env.reset(jax.random.PRNGKey(0))),
                           ("sac_update_fixed_batch_ms", learn_loop, agent)):
         c = jax.jit(fn).lower(arg).compile()
-        ts = [_timed(c, arg)[1] for _ in range(repeats)]
-        out[name] = 1e3 * _median(ts) / steps
+        ts = [timed_call(c, arg)[1] for _ in range(repeats)]
+        out[name] = 1e3 * median(ts) / steps
         out[name + "_raw_s"] = ts
     print(f"  ours  pieces (1 seed, ms/step): {', '.join(f'{k} {v:.3f}' for k, v in out.items() if k.endswith('_ms'))}",
           flush=True)
@@ -252,7 +238,7 @@ def bench_brax(env_name: str, steps: int, repeats: int, seed: int = 0, between=N
     interleaved = []
 
     def progress(step, metrics):
-        rec = {"t": time.perf_counter() - t0, "env_steps": int(step), "load_avg_1min": _load()}
+        rec = {"t": time.perf_counter() - t0, "env_steps": int(step), "load_avg_1min": load_average()}
         for k in ("training/sps", "training/walltime", "eval/epoch_eval_time", "eval/episode_reward"):
             if k in metrics:
                 rec[k] = float(metrics[k])
@@ -269,7 +255,7 @@ def bench_brax(env_name: str, steps: int, repeats: int, seed: int = 0, between=N
         raise RuntimeError(f"unexpected Brax epochs: {train_recs}")
     epoch_s = [steps / r["training/sps"] for r in train_recs]
     steady = epoch_s[1:]
-    steady_med = _median(steady)
+    steady_med = median(steady)
     sps = steps / steady_med
     eval_s = [r["eval/epoch_eval_time"] for r in records]
     out = {
@@ -290,8 +276,8 @@ def bench_brax(env_name: str, steps: int, repeats: int, seed: int = 0, between=N
         brax_ms = [1e3 * e / (steps * UPDATES_PER_STEP) for e in epoch_s[1:]]
         ours_ms = interleaved[1:]
         out["interleaved"] = {"brax_ms_per_update": brax_ms, "ours_ms_per_update": ours_ms,
-                              "brax_median_ms": _median(brax_ms), "ours_median_ms": _median(ours_ms),
-                              "ratio_ours_over_brax": _median(ours_ms) / _median(brax_ms)}
+                              "brax_median_ms": median(brax_ms), "ours_median_ms": median(ours_ms),
+                              "ratio_ours_over_brax": median(ours_ms) / median(brax_ms)}
         out["interleaved"]["median_pair_ratio"] = pair_ratio(out["interleaved"])
     print(f"  brax  {env_name:18s} seeds=1: compile~{out['compile_s']:6.1f}s  {sps:7.1f} env steps/s "
           f"(steady epochs {[round(x, 2) for x in steady]}s; evals {[round(x, 2) for x in eval_s]}s)", flush=True)
@@ -337,7 +323,7 @@ def pieces_table(results: dict) -> str:
 
 def pair_ratio(it: dict) -> float:
     """Median over pairs of (our block / the Brax epoch just before it): robust to slow drifts in load."""
-    return _median([o / b for o, b in zip(it["ours_ms_per_update"], it["brax_ms_per_update"])])
+    return median([o / b for o, b in zip(it["ours_ms_per_update"], it["brax_ms_per_update"])])
 
 
 def side_by_side_table(results: dict) -> str:

@@ -1,0 +1,32 @@
+"""What the speed benchmarks share: wall-clock timing of jitted calls and the machine's load."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+import numpy as np
+
+
+def median(xs) -> float:
+    return float(np.median(np.asarray(xs, float)))
+
+
+def timed_call(fn, *args):
+    """(result, wall seconds) of one call, waiting for the device."""
+    t = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    return out, time.perf_counter() - t
+
+
+def timed(fn, *args, repeats: int):
+    """(median, all) wall seconds of `repeats` calls of fn(*args), after one warm-up call."""
+    jax.block_until_ready(fn(*args))
+    ts = [timed_call(fn, *args)[1] for _ in range(repeats)]
+    return median(ts), ts
+
+
+def load_average() -> float:
+    """1-minute load average (recorded beside timings: these machines are shared and noisy)."""
+    return round(os.getloadavg()[0], 2)
