@@ -127,7 +127,7 @@ TABLE: list[Row] = [
       "warm-up included (see hopper); dyna/mve/steve use MBPO's budget"),
     R(PENDULUM_MB, "total_steps", 5_000, f"{IP}:11 ('n_epochs': 80 of 250 steps = 20k)",
       "budget shortened for a CPU: 5000 env steps (20 epochs of 250), so the model-based pendulum "
-      "comparison (benchmarks/sample_efficiency.py) runs on a 2-core CPU"),
+      "comparison (configs/sweeps/inverted_pendulum.yaml) runs on a 2-core CPU"),
     R("sac/inverted_pendulum", "total_steps", 20_000, f"{IP}:11 ('n_epochs': 80 of 250 steps = 20k)",
       "warm-up included (MBPO's 500 exploration steps come before its 80 epochs)"),
     R("sac/inverted_double_pendulum", "total_steps", 50_000,
