@@ -133,12 +133,11 @@ def cmd_compare(args) -> int:
     _check_common(args)
     if args.resume and args.overwrite:
         raise ConfigError("--resume and --overwrite: choose one")
-    seeds = args.seeds
     if args.configs:
         data = {"name": "compare", "configs": list(args.configs), "set": {}}
     else:
         data = copy.deepcopy(DEFAULT_COMPARE)
-    data["seeds"] = list(range(args.seed0, args.seed0 + seeds))
+    data["seeds"] = list(range(args.seed0, args.seed0 + args.seeds))
     data["set"] = {**data["set"], **C.parse_set(args.set or [])}
     plan = plan_sweep(data)
     envs = sorted({g.cfg.env for g in plan.groups})
