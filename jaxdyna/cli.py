@@ -83,8 +83,6 @@ def cmd_run(args) -> int:
     from jaxdyna.sweepfile import Group, Plan, Setting, default_chunk_evals
 
     _check_common(args)
-    if args.resume and args.overwrite:
-        raise ConfigError("--resume and --overwrite: choose one")
     values = dict(DEFAULT_RUN) if args.config is None else C.load_yaml(args.config)
     if args.config is not None and not values:
         raise ConfigError(f"config: {args.config} is empty; give at least algo and env (see configs/)")
@@ -131,8 +129,6 @@ def cmd_compare(args) -> int:
     from jaxdyna.sweepfile import describe, plan_sweep
 
     _check_common(args)
-    if args.resume and args.overwrite:
-        raise ConfigError("--resume and --overwrite: choose one")
     if args.configs:
         data = {"name": "compare", "configs": list(args.configs), "set": {}}
     else:
@@ -166,12 +162,13 @@ def _execute(plan, out: Path, source_text: str, args, intro, resume_hint: str):
     (Ctrl-C: what finished is kept and the directory is marked incomplete)."""
     import jax
 
+    from jaxdyna.loggers import make_loggers
     from jaxdyna.runner import prepare_out, run_plan
     from jaxdyna.sweep import _available_bytes
     from jaxdyna.sweepfile import fit_memory
 
-    from jaxdyna.loggers import make_loggers
-
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume and --overwrite: choose one")
     prepare_out(out, plan, args.resume, args.overwrite)
     fit_memory(plan, _available_bytes(), devices=len(jax.devices()))
     loggers = make_loggers(out, plan, tensorboard=not args.no_tensorboard, wandb_project=args.wandb) \
@@ -198,8 +195,6 @@ def cmd_sweep(args) -> int:
 
     import jax
 
-    if args.resume and args.overwrite:
-        raise ConfigError("--resume and --overwrite: choose one")
     _init_distributed(args)                      # before anything that starts the XLA backend
     resolve_batching(args.batching)              # an unknown value: one-line error before any work
     path = Path(args.sweep)
@@ -255,9 +250,8 @@ def _sweep_report(out: Path, args) -> dict:
     from jaxdyna.report import DEFAULT_REPS, analyze, load_runs, write_report
 
     table = load_runs([str(out)])
-    report = write_report(out / "report", table, analyze(table, None, reps=DEFAULT_REPS, seed=0),
-                          args.command_line, DEFAULT_REPS, 0)
-    return report
+    return write_report(out / "report", table, analyze(table, None, reps=DEFAULT_REPS, seed=0),
+                        args.command_line, DEFAULT_REPS, 0)
 
 
 def _logging_flags(p) -> None:

@@ -620,7 +620,7 @@ def design_maps(arm_rows: list[dict]) -> list[dict]:
             final[i, j] = r["final_return"]["iqm"]
             steps[i, j] = r["steps_to_threshold"]["sustained"]["median"]
         label = lambda ks, c: ", ".join(f"{k}={v}" for k, v in zip(ks, c))
-        maps.append({"title": config if algo in config else f"{algo}:{config}", "row_keys": row_keys,
+        maps.append({"title": arm_label(("", algo, config, ())), "row_keys": row_keys,
                      "col_keys": col_keys, "rows": [label(row_keys, c) for c in rcombos],
                      "cols": [label(col_keys, c) for c in ccombos], "final_iqm": final, "steps": steps})
     return maps
@@ -647,7 +647,7 @@ def plot_design_map(path: Path, m: dict, title: str, footer: str, max_steps: flo
         ax.set_title(name, fontsize=9)
         fig.colorbar(im, ax=ax, shrink=0.8)
     fig.suptitle(title, fontsize=10)
-    save_figure(fig, path, footer)
+    _save(fig, path, footer)
 
 
 def _stroke():
