@@ -182,6 +182,13 @@ def _nll(params, x, y, weight, decay):
     return jnp.sum(per_member) + bounds + l2
 
 
+def model_update(params, opt, x, y, weight, decay: tuple[float, ...], lr):
+    """One Adam step of every member on its own batch: x [E, b, in], y [E, b, out], weight [E, b]."""
+    grads = jax.grad(_nll)(params, x, y, weight, decay)
+    updates, opt = _adam.update(grads, opt, params)
+    return optax.apply_updates(params, jax.tree_util.tree_map(lambda u: -lr * u, updates)), opt
+
+
 def _holdout_mse(params, x, y, mask):
     mean, _ = ensemble_forward(params, x)
     err = jnp.mean((mean - y) ** 2, axis=-1)                         # [E, H]
@@ -238,9 +245,7 @@ def fit_model(cfg, ens: Ensemble, model: ModelState, real: rb.Buffer, key: jax.A
         pos = j * b + jnp.arange(b)                                   # this batch's positions
         idx = jnp.take_along_axis(boot, jnp.take(perm, jnp.minimum(pos, m_max - 1), axis=1), axis=1)
         weight = jnp.broadcast_to((pos < n_train).astype(jnp.float32), idx.shape)
-        grads = jax.grad(_nll)(params, x_all[idx], y_all[idx], weight, ens.weight_decay)
-        updates, opt = _adam.update(grads, opt, params)
-        params = optax.apply_updates(params, jax.tree_util.tree_map(lambda u: -hp.model_lr * u, updates))
+        params, opt = model_update(params, opt, x_all[idx], y_all[idx], weight, ens.weight_decay, hp.model_lr)
         return params, opt, perm
 
     def epoch(state):

@@ -37,11 +37,21 @@ class TrainState:
     env_steps: jax.Array            # real env steps so far (warm-up included)
 
 
+class Parts(NamedTuple):
+    """The loop's own pieces, each a pure function of the state (the benchmarks time these)."""
+    collect: Callable[[TrainState, jax.Array, bool], tuple[TrainState, jax.Array]]   # one real step
+    learn: Callable[[TrainState, jax.Array, HParams], tuple[TrainState, dict]]       # updates_per_step updates
+    fit_model: Callable[[TrainState, jax.Array, HParams], tuple[TrainState, dict]]   # one refit
+    imagine: Callable[[TrainState, jax.Array, jax.Array, HParams], tuple[TrainState, dict]]  # one round
+    evaluate: Callable[[TrainState, jax.Array], tuple[jax.Array, jax.Array]]        # (return, length)
+
+
 class Program(NamedTuple):
     init: Callable[[jax.Array, HParams], TrainState]
     advance: Callable[[TrainState, HParams], tuple[TrainState, dict]]   # `num_evals` periods
     train: Callable[[jax.Array, HParams], tuple[TrainState, dict]]
     num_evals: int
+    parts: Parts
 
 
 def _example_transition(obs_size: int, act_size: int) -> Transition:
@@ -89,8 +99,10 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
     value_expansion = cfg.algo in ("mve", "steve")     # imagined rollouts only shape the TD target
     periods = cfg.num_evals if num_evals is None else num_evals
 
-    def policy_eval(agent):
-        return lambda obs, _key: deterministic_action(nets.actor, agent.actor, obs)
+    def run_eval(state: TrainState, key: jax.Array):
+        """`eval_episodes` episodes of the deterministic policy: (mean return, mean length)."""
+        policy = lambda obs, _key: deterministic_action(nets.actor, state.agent.actor, obs)
+        return evaluate(env, policy, key, cfg.eval_episodes, cfg.episode_length)
 
     # --- collect -------------------------------------------------------------------------
     def collect(state: TrainState, key: jax.Array, random_actions: bool):
@@ -134,23 +146,32 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
         return state, (metrics, ended)
 
     # --- fit model + imagine (Dyna family) ----------------------------------------------
-    def refit_and_imagine(state: TrainState, hp: HParams):
-        key, k_fit, k_start, k_roll = jax.random.split(state.key, 4)
-        state, metrics = state.replace(key=key), {}
-        if cfg.model == "learned":
-            model, metrics = mdl.fit_model(cfg, ens, state.model, state.real, k_fit, hp)
-            state = state.replace(model=model)
-        if not dyna_style:
-            return state, metrics
+    def fit(state: TrainState, key: jax.Array, hp: HParams):
+        """Refit the ensemble on the real buffer (nothing to fit for the oracle)."""
+        if cfg.model != "learned":
+            return state, {}
+        model, metrics = mdl.fit_model(cfg, ens, state.model, state.real, key, hp)
+        return state.replace(model=model), metrics
+
+    def imagine(state: TrainState, k_start: jax.Array, k_roll: jax.Array, hp: HParams):
+        """Branch rollouts from real states; they replace the oldest round in the model buffer."""
         start = rb.buffer_sample(state.real, k_start, cfg.rollout_batch_size)
         length = mdl.rollout_length(hp, state.env_steps, cfg.warmup_steps)
         policy = lambda obs, k: sample_action(nets.actor, state.agent.actor, obs, k)
         trans, valid = mdl.imagine(cfg, dynamics, state.model, start, policy, length, k_roll)
         model_buf, sizes = mdl.evict_and_add(state.model_buf, state.refit_sizes, trans, valid)
-        metrics = {**metrics, "rollout_length": length,
+        metrics = {"rollout_length": length,
                    "imagined_terminal_frac": jnp.sum(trans.terminal * valid) / jnp.maximum(jnp.sum(valid), 1.0),
                    "model_buffer_size": model_buf.size}
         return state.replace(model_buf=model_buf, refit_sizes=sizes), metrics
+
+    def refit_and_imagine(state: TrainState, hp: HParams):
+        key, k_fit, k_start, k_roll = jax.random.split(state.key, 4)
+        state, metrics = fit(state.replace(key=key), k_fit, hp)
+        if not dyna_style:
+            return state, metrics
+        state, more = imagine(state, k_start, k_roll, hp)
+        return state, {**metrics, **more}
 
     def chunk(state: TrainState, hp: HParams):
         extra = {}
@@ -164,8 +185,7 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
         state, (metrics, ended) = jax.lax.scan(lambda s, _: chunk(s, hp), state, None, length=cfg.chunks_per_eval)
         metrics = jax.tree_util.tree_map(lambda x: x[-1] if x.ndim else x, metrics)
         key, k_eval = jax.random.split(state.key)
-        eval_return, eval_length = evaluate(env, policy_eval(state.agent), k_eval, cfg.eval_episodes,
-                                            cfg.episode_length)
+        eval_return, eval_length = run_eval(state, k_eval)
         n_ended = jnp.sum(~jnp.isnan(ended))
         metrics = {**metrics, "env_steps": state.env_steps, "eval_return": eval_return,
                    "eval_length": eval_length,
@@ -200,4 +220,5 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
     def train(key: jax.Array, hp: HParams):
         return advance(init(key, hp), hp)
 
-    return Program(init=init, advance=advance, train=train, num_evals=periods)
+    parts = Parts(collect=collect, learn=learn_steps, fit_model=fit, imagine=imagine, evaluate=run_eval)
+    return Program(init=init, advance=advance, train=train, num_evals=periods, parts=parts)
