@@ -300,25 +300,48 @@ class Path(NamedTuple):
     cont: jax.Array       # [H+1, ...]: 1 while no imagined termination happened before state i
 
 
-def rollout(step_fn, policy, obs, key, horizon: int) -> Path:
+def rollout(step_fn, policy, obs, key, horizon: int, length: jax.Array | None = None) -> Path:
     """`horizon` imagined steps from `obs` ([..., B, d]): the one rollout loop of the package.
 
     `policy(obs, key, t) -> (action, logp)`; `step_fn(obs, action, key) -> (next_obs, reward,
     terminal)`. Step t uses `jax.random.split(key, horizon)[t]`, split again into the action key
     and the model key. Dyna / MBPO (`imagine`) store the path in the model buffer; MVE / STEVE
     use it for targets.
+
+    With a traced `length` (<= horizon) only the first `length` steps are computed (a
+    `while_loop`; MBPO's schedule grows the length over training, and the slots past it hold
+    zeros that the caller masks); without it every step is a `scan` iteration.
     """
-    def body(carry, xs):
-        o, alive = carry
-        t, k = xs
-        k_act, k_step = jax.random.split(k)
+    keys = jax.random.split(key, horizon)
+
+    def one_step(o, alive, t):
+        k_act, k_step = jax.random.split(keys[t])
         a, logp = policy(o, k_act, t)
         o2, r, term = step_fn(o, a, k_step)
-        return (o2, alive * (1.0 - term)), (o, a, logp, r, alive)
+        return o2, alive * (1.0 - term), (o, a, logp, r, alive)
 
     ones = jnp.ones(obs.shape[:-1])
-    (last, alive), (os_, acts, logps, rews, conts) = jax.lax.scan(
-        body, (obs, ones), (jnp.arange(horizon), jax.random.split(key, horizon)))
+    if length is None:
+        def body(carry, t):
+            o2, alive, out = one_step(*carry, t)
+            return (o2, alive), out
+
+        (last, alive), (os_, acts, logps, rews, conts) = jax.lax.scan(body, (obs, ones), jnp.arange(horizon))
+    else:
+        shapes = jax.eval_shape(lambda o: one_step(o, ones, 0)[2], obs)
+        stacked = jax.tree_util.tree_map(lambda s: jnp.zeros((horizon,) + s.shape, s.dtype), shapes)
+
+        def body(t, carry):
+            o, alive, path = carry
+            o2, alive2, out = one_step(o, alive, t)
+            path = jax.tree_util.tree_map(lambda p, x: jax.lax.dynamic_update_index_in_dim(p, x, t, 0), path, out)
+            return o2, alive2, path
+
+        n = jnp.minimum(length, horizon)
+        last, alive, (os_, acts, logps, rews, conts) = jax.lax.fori_loop(0, n, body, (obs, ones, stacked))
+        # the state after the last computed step sits at index n (slot H when n == horizon)
+        end = lambda p, x: jax.lax.dynamic_update_index_in_dim(jnp.concatenate([p, jnp.zeros_like(x)[None]]), x, n, 0)
+        return Path(obs=end(os_, last), action=acts, logp=logps, reward=rews, cont=end(conts, alive))
     return Path(obs=jnp.concatenate([os_, last[None]]), action=acts, logp=logps, reward=rews,
                 cont=jnp.concatenate([conts, alive[None]]))
 
@@ -342,7 +365,7 @@ def imagine(cfg, dynamics: Dynamics, model, start: Transition, policy, length, k
 
     H = cfg.max_rollout_length
     step = lambda o, a, k: dynamics.step(model, o, a, k)
-    path = rollout(step, act, start.obs, key, H)
+    path = rollout(step, act, start.obs, key, H, length)
     alive = path.cont[:-1] > 0.5
     # on a live step, the step terminated exactly when the next state is no longer live
     trans = Transition(obs=path.obs[:-1], action=path.action, reward=path.reward, next_obs=path.obs[1:],

@@ -128,6 +128,35 @@ def test_rollouts_masked_after_termination_and_beyond_length():
     assert valid[:2].all() and not valid[2:].any()
 
 
+def test_rollout_stops_at_traced_length_with_the_same_steps():
+    """`imagine` computes only `length` of the static maximum's steps; what it keeps is exactly the
+    full-horizon rollout's first `length` steps (same keys per step), on hopper with a learned
+    ensemble (random weights) and learned-termination-free known rules."""
+    cfg, _ = resolve({"algo": "mbpo", "env": "hopper", "ensemble_size": 3, "num_elites": 2,
+                      "model_hidden": [16, 16], "max_rollout_length": 5, "rollout_max_len": 5})
+    env = make_env(cfg.env, cfg.backend)
+    _, start = _start_states(env, 6, jax.random.PRNGKey(0))
+    ens = mdl.make_ensemble(cfg, env.observation_size, env.action_size)
+    model = mdl.model_init(ens, jax.random.PRNGKey(3))
+    dyn = mdl.make_dynamics(cfg, ens, env)
+    policy = lambda o, k: (jnp.tanh(o[:, :env.action_size] + jax.random.normal(k, (o.shape[0], env.action_size))),
+                           jnp.zeros(o.shape[0]))
+    key = jax.random.PRNGKey(1)
+    full = jax.jit(lambda: mdl.rollout(lambda o, a, k: dyn.step(model, o, a, k), lambda o, k, t: policy(o, k),
+                                       start.obs, key, 5))()
+    imagine = jax.jit(lambda n: mdl.imagine(cfg, dyn, model, start, policy, n, key))
+    for n in (1, 3, 5):
+        trans, valid = imagine(jnp.int32(n))
+        valid = np.asarray(valid).reshape(5, 6)
+        alive = np.asarray(full.cont[:-1]) > 0.5
+        np.testing.assert_array_equal(valid, alive & (np.arange(5)[:, None] < n))
+        for got, want in ((trans.next_obs, full.obs[1:]), (trans.obs, full.obs[:-1]), (trans.reward, full.reward),
+                          (trans.terminal, alive * (1.0 - np.asarray(full.cont[1:])))):
+            got = np.asarray(got).reshape((5, 6) + got.shape[1:])
+            np.testing.assert_array_equal(got[valid], np.asarray(want)[valid])
+        assert valid[:n].any()                                    # something was compared
+
+
 def test_rollout_schedule_counts_epochs_after_warmup():
     """MBPO's `_set_rollout_length`: int(min + clip((epoch - start) / (end - start)) * (max - min)),
     epoch = the index of the training epoch, counted from the end of the initial exploration."""
