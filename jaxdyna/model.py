@@ -314,26 +314,26 @@ def rollout(step_fn, policy, obs, key, horizon: int, length: jax.Array | None = 
     """
     keys = jax.random.split(key, horizon)
 
-    def one_step(o, alive, t):
-        k_act, k_step = jax.random.split(keys[t])
+    def one_step(o, alive, t, k):
+        k_act, k_step = jax.random.split(k)
         a, logp = policy(o, k_act, t)
         o2, r, term = step_fn(o, a, k_step)
         return o2, alive * (1.0 - term), (o, a, logp, r, alive)
 
     ones = jnp.ones(obs.shape[:-1])
     if length is None:
-        def body(carry, t):
-            o2, alive, out = one_step(*carry, t)
+        def body(carry, xs):
+            o2, alive, out = one_step(*carry, *xs)
             return (o2, alive), out
 
-        (last, alive), (os_, acts, logps, rews, conts) = jax.lax.scan(body, (obs, ones), jnp.arange(horizon))
+        (last, alive), (os_, acts, logps, rews, conts) = jax.lax.scan(body, (obs, ones), (jnp.arange(horizon), keys))
     else:
-        shapes = jax.eval_shape(lambda o: one_step(o, ones, 0)[2], obs)
+        shapes = jax.eval_shape(lambda o: one_step(o, ones, 0, key)[2], obs)
         stacked = jax.tree_util.tree_map(lambda s: jnp.zeros((horizon,) + s.shape, s.dtype), shapes)
 
         def body(t, carry):
             o, alive, path = carry
-            o2, alive2, out = one_step(o, alive, t)
+            o2, alive2, out = one_step(o, alive, t, keys[t])
             path = jax.tree_util.tree_map(lambda p, x: jax.lax.dynamic_update_index_in_dim(p, x, t, 0), path, out)
             return o2, alive2, path
 
