@@ -87,7 +87,7 @@ def main(argv=None) -> int:
         print(json.dumps(measure(args.one, args.env, args.seeds, args.parts)))
         return 0
 
-    from jaxdyna.io import provenance, write_json, write_text
+    from jaxdyna.io import provenance
 
     command = "python benchmarks/compile_time.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     result = {"env": args.env, "seeds": args.seeds, "provenance": provenance(command), "algos": {}}
@@ -109,6 +109,8 @@ def main(argv=None) -> int:
 
 
 def save(result, args, command) -> None:
+    from jaxdyna.io import write_json, write_text
+
     out = Path(args.out)
     write_json(out / f"{args.name}.json", result)
     p = result["provenance"]

@@ -254,6 +254,18 @@ def _sweep_report(out: Path, args) -> dict:
                         args.command_line, DEFAULT_REPS, 0)
 
 
+def cmd_render(args) -> int:
+    """One deterministic episode of a run's final policy, written as a replay a person can open."""
+    from jaxdyna.render import render
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"RUN_DIR: no such directory {run_dir}")
+    path, ret, length = render(run_dir, args.seed, args.config, Path(args.out) if args.out else None)
+    print(f"jaxdyna: wrote {path} (one episode of {length} steps, return {ret:.1f})", file=sys.stderr)
+    return 0
+
+
 def _logging_flags(p) -> None:
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard event files (DIR/tb)")
     p.add_argument("--wandb", metavar="PROJECT", help="also log every run to Weights & Biases project PROJECT "
@@ -307,6 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--process-id", type=int, help="multi-process: this process's index")
     _logging_flags(w)
     w.set_defaults(func=cmd_sweep)
+    v = sub.add_parser("render", help="write a replay of a run's final policy (Brax: HTML viewer; "
+                       "Playground: GIF or MP4 where MuJoCo can render)")
+    v.add_argument("run_dir", help="a run, sweep or compare output directory (its checkpoints hold the final policy)")
+    v.add_argument("--seed", type=int, help="which seed (default: the first run)")
+    v.add_argument("--config", help="which config, in a sweep or comparison of several")
+    v.add_argument("--out", help="output file (default RUN_DIR/<config>-seed<N>.html for Brax, .gif for "
+                   "Playground; .mp4 needs ffmpeg)")
+    v.set_defaults(func=cmd_render)
     from jaxdyna.report import add_report_parser
     add_report_parser(sub)
     try:
@@ -379,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 2
         enable_compile_cache(args.no_cache)
+        if args.command == "render":                # MuJoCo reads it on import: headless OpenGL by default
+            import os
+            os.environ.setdefault("MUJOCO_GL", "egl")
         if not args.verbose:
             quiet_third_party()
         return args.func(args)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import yaml
 from flax import struct
 
-from jaxdyna.envs import BACKENDS, ENV_NAMES
+from jaxdyna.envs import BACKENDS, ENV_NAMES, check_env_name
 from jaxdyna.networks import POLICY_STDS
 
 ALGOS = ("sac", "dyna", "mbpo", "mve", "steve")
@@ -189,7 +189,7 @@ CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 HPARAM_FIELDS = {f.name: f for f in dataclasses.fields(HParams)}
 ALL_KEYS = sorted(set(CONFIG_FIELDS) | set(HPARAM_FIELDS))
 
-_CHOICES = {"algo": ALGOS, "env": ENV_NAMES, "backend": BACKENDS, "model": MODELS,
+_CHOICES = {"algo": ALGOS, "backend": BACKENDS, "model": MODELS,
             "action_source": ACTION_SOURCES, "termination": TERMINATIONS, "policy_std": POLICY_STDS,
             "steve_heads": STEVE_HEADS}
 
@@ -231,7 +231,8 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
         return out
     if kind is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{name}: expected one of {', '.join(_CHOICES.get(name, ()))}, got {value!r}")
+            allowed = _CHOICES.get(name, ENV_NAMES if name == "env" else ())
+            raise ConfigError(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
         return value
     if kind == tuple[float, ...]:
         if isinstance(value, str):
@@ -343,6 +344,10 @@ def validate(cfg: Config, hp: HParams) -> None:
     for name, choices in _CHOICES.items():
         _check(getattr(cfg, name) in choices,
                f"{name}: unknown {getattr(cfg, name)!r}; allowed: {', '.join(choices)}")
+    try:
+        check_env_name(cfg.env)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     positive = ("episode_length", "num_envs", "total_steps", "eval_every", "eval_episodes", "buffer_size",
                 "batch_size", "updates_per_step", "num_critics", "ensemble_size", "num_elites",
                 "model_train_freq", "model_batch_size", "model_max_train", "model_max_epochs",
@@ -388,8 +393,8 @@ def validate(cfg: Config, hp: HParams) -> None:
         _check(cfg.backend == "generalized",
                f"backend: model: oracle is exact on the generalized backend only, got {cfg.backend!r}")
     if cfg.model == "learned" and cfg.termination == "known":
-        from jaxdyna.termination import KNOWN
-        _check(cfg.env in KNOWN, f"termination: no known termination function for {cfg.env!r} "
+        from jaxdyna.termination import KNOWN, known_rule
+        _check(known_rule(cfg.env) is not None, f"termination: no known termination function for {cfg.env!r} "
                f"(known: {', '.join(KNOWN)}); use learned or never")
     if cfg.model == "learned":
         layers = len(cfg.model_hidden) + 1

@@ -1,4 +1,9 @@
-"""Brax environments: vectorised stepping with auto-reset that keeps the true next observation.
+"""Environments: vectorised stepping with auto-reset that keeps the true next observation.
+
+Two sources, one interface: Brax's envs (`hopper`, ...) and MuJoCo Playground's DeepMind Control
+suite (`playground/CheetahRun`, ...; the optional `playground` extra). Both give `reset(key)` /
+`step(state, action)` on a state with `obs`, `reward` and `done`; `make_env` returns either, and
+everything below (and the whole training loop) uses nothing else.
 
 Brax's own `AutoResetWrapper` overwrites `obs` with the reset observation on the step an episode
 ends, losing the real next state that the replay buffer and the model need. `env_step` here
@@ -18,6 +23,62 @@ from flax import struct
 ENV_NAMES = ("inverted_pendulum", "inverted_double_pendulum", "reacher", "hopper", "walker2d",
              "halfcheetah", "ant", "humanoid")
 BACKENDS = ("generalized", "positional", "spring", "mjx")
+PLAYGROUND = "playground/"          # prefix of MuJoCo Playground env names: playground/<DMC task>
+PLAYGROUND_EXTRA = "pip install -e \".[playground]\""
+
+
+def is_playground(name: str) -> bool:
+    return name.startswith(PLAYGROUND)
+
+
+def playground_tasks() -> tuple[str, ...]:
+    """The DM Control suite tasks of MuJoCo Playground (ValueError naming the extra if it is missing)."""
+    try:
+        from mujoco_playground import dm_control_suite
+    except ImportError:
+        raise ValueError(f"env: MuJoCo Playground envs need the playground extra: {PLAYGROUND_EXTRA}") from None
+    return tuple(sorted(dm_control_suite.ALL_ENVS))
+
+
+def check_env_name(name: str) -> None:
+    """ValueError naming the allowed values unless `name` is a Brax env or a Playground DMC task."""
+    if is_playground(name):
+        tasks = playground_tasks()
+        if name[len(PLAYGROUND):] not in tasks:
+            raise ValueError(f"env: unknown {name!r}; Playground tasks: {', '.join(PLAYGROUND + t for t in tasks)}")
+    elif name not in ENV_NAMES:
+        raise ValueError(f"env: unknown {name!r}; allowed: {', '.join(ENV_NAMES)}, or {PLAYGROUND}<DMC task> "
+                         f"(e.g. {PLAYGROUND}CheetahRun)")
+
+
+class PlaygroundEnv:
+    """A MuJoCo Playground env seen through the Brax env interface the loop uses.
+
+    Playground's `State` already has `obs`, `reward`, `done` (and `data`, `metrics`, `info`,
+    carried through untouched); this layer fixes the physics implementation to MJX in JAX
+    (Playground's default is Warp, a GPU-only path), refuses tasks whose observation is not one
+    flat vector (vision), and leaves time limits to the loop (`episode_length`), as for Brax envs,
+    so the true next observation is kept at the limit. DM Control tasks never terminate early:
+    their `done` is set only when the physics returns NaN.
+    """
+
+    def __init__(self, task: str):
+        from mujoco_playground import dm_control_suite
+
+        self.task = task
+        self.env = dm_control_suite.load(task, config_overrides={"impl": "jax"})
+        if not isinstance(self.env.observation_size, int):
+            raise ValueError(f"env: {PLAYGROUND}{task} has a structured observation "
+                             f"{self.env.observation_size}; only flat state observations are supported")
+        self.observation_size = int(self.env.observation_size)
+        self.action_size = int(self.env.action_size)
+        self.episode_length = int(self.env._config.episode_length)
+
+    def reset(self, key):
+        return self.env.reset(key)
+
+    def step(self, state, action):
+        return self.env.step(state, action)
 
 
 class Transition(NamedTuple):
@@ -30,7 +91,7 @@ class Transition(NamedTuple):
 
 @struct.dataclass
 class EnvState:
-    brax: object            # batched brax.envs.State
+    brax: object            # batched env state (a Brax or Playground `State`)
     steps: jax.Array        # int32 [num_envs]: steps taken in the current episode
     ep_return: jax.Array    # float32 [num_envs]: return so far in the current episode
     key: jax.Array
@@ -38,11 +99,13 @@ class EnvState:
 
 @functools.lru_cache(maxsize=None)
 def make_env(name: str, backend: str = "generalized"):
-    """The unwrapped Brax env (cached: building the system is slow)."""
+    """The unwrapped Brax env, or a `PlaygroundEnv` for `playground/<task>` (which always runs
+    MJX: `backend` is Brax's choice of physics). Cached: building the system is slow."""
+    check_env_name(name)
+    if is_playground(name):
+        return PlaygroundEnv(name[len(PLAYGROUND):])
     from brax import envs as brax_envs
 
-    if name not in ENV_NAMES:
-        raise ValueError(f"unknown env {name!r}")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}")
     return brax_envs.get_environment(name, backend=backend)

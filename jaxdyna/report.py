@@ -888,7 +888,7 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (default: the first DIR's report/)")
     p.add_argument("--threshold", action="append", metavar="[ENV=]VALUE",
                    help="return threshold for steps-to-threshold, for every env or one (repeatable; default: "
-                        f"{DEFAULT_FRACTION:.0%} of the best arm-mean final return in each env)")
+                        f"{DEFAULT_FRACTION * 100:.0f}%% of the best arm-mean final return in each env)")
     p.add_argument("--reps", type=int, default=DEFAULT_REPS,
                    help=f"bootstrap resamples (default {DEFAULT_REPS})")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import shutil
 import signal
 import sys
@@ -254,6 +255,19 @@ class Outputs:
 
 
 # --- one group --------------------------------------------------------------------------------
+def _drop_empty(tree):
+    """The tree with zero-size arrays as None: orbax cannot save them (MJX's `Data` has some)."""
+    return jax.tree_util.tree_map(lambda x: None if math.prod(x.shape) == 0 else x, tree)
+
+
+def _restore_empty(abstract, restored):
+    """Put back the zero-size arrays `_drop_empty` left out, as `abstract` describes them."""
+    def fill(a, r):
+        return jax.device_put(np.zeros(a.shape, a.dtype), a.sharding) if r is None else r
+
+    return jax.tree_util.tree_map(fill, abstract, restored, is_leaf=lambda x: x is None)
+
+
 def _checkpointer(path: Path):
     import orbax.checkpoint as ocp
 
@@ -295,8 +309,8 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
         if resume and ckpt.latest_step() is not None:
             step = ckpt.latest_step()
             restored = ckpt.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-            state, start, meta = restored["state"], int(step), restored["meta"]
+                state=ocp.args.StandardRestore(_drop_empty(abstract)), meta=ocp.args.JsonRestore()))
+            state, start, meta = _restore_empty(abstract, restored["state"]), int(step), restored["meta"]
             metrics = {k: np.asarray(v, dtype=meta["dtypes"][k]) for k, v in meta["metrics"].items()}
             diverged = np.asarray(meta["diverged"], bool)
         else:
@@ -318,7 +332,7 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
             # restored group rewrites exactly the outputs it had
             meta = {"chunk": c + 1, "diverged": diverged.tolist(), "metrics": {k: v.tolist() for k, v in metrics.items()},
                     "dtypes": {k: str(v.dtype) for k, v in metrics.items()}}
-            ckpt.save(c + 1, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+            ckpt.save(c + 1, args=ocp.args.Composite(state=ocp.args.StandardSave(_drop_empty(state)), meta=ocp.args.JsonSave(meta)))
             ckpt.wait_until_finished()
             evals = metrics["eval_return"].shape[1]
             all_m = _merge_parts(part_metrics + [metrics])

@@ -54,6 +54,18 @@ KNOWN = {"inverted_pendulum": inverted_pendulum, "hopper": hopper, "walker2d": w
          "humanoid": humanoid, "halfcheetah": never, "reacher": never}
 
 
+def known_rule(env: str):
+    """The env's own termination rule, or None where none is written down.
+
+    MuJoCo Playground's DM Control tasks (`playground/<task>`) never terminate early: their
+    `done` is set only when the physics returns NaN, which no model predicts, so their rule is
+    `never` (only the time limit ends an episode, as in dm_control).
+    """
+    if env.startswith("playground/"):
+        return never
+    return KNOWN.get(env)
+
+
 def make(cfg):
     """`is_terminal(next_obs, learned) -> 1.0 / 0.0` for `cfg.termination`.
 
@@ -64,7 +76,7 @@ def make(cfg):
         return lambda next_obs, learned: (learned > 0.5).astype(jnp.float32)
     if cfg.termination == "never":
         return lambda next_obs, learned: never(next_obs)
-    if cfg.env not in KNOWN:
+    known = known_rule(cfg.env)
+    if known is None:
         raise ValueError(f"termination: no known termination function for {cfg.env!r}; known: {', '.join(KNOWN)}")
-    known = KNOWN[cfg.env]
     return lambda next_obs, learned: known(next_obs)

@@ -10,6 +10,7 @@ from conftest import run_cli
 
 @pytest.mark.parametrize("args, field", [
     (["run", "--set", "env=cartpole"], "env"),
+    (["run", "--set", "env=playground/NoSuchTask"], "env"),
     (["run", "--set", "backend=bullet"], "backend"),
     (["run", "--set", "algorithm=sac"], "unknown key"),
     (["run", "--set", "total_steps=-100"], "total_steps"),
@@ -34,6 +35,12 @@ def test_bad_input_one_line_exit_2(args, field, tmp_path):
     assert len(lines) == 1 and field in lines[0], r.stderr
     assert "Traceback" not in r.stderr
     assert (out / "summary.json").read_text() == "keep me" and sorted(p.name for p in out.iterdir()) == ["summary.json"]
+
+
+@pytest.mark.parametrize("command", ["run", "compare", "sweep", "report", "render", "maze"])
+def test_every_command_has_help(command):
+    r = run_cli(command, "--help")
+    assert r.returncode == 0 and "usage: jaxdyna " + command in r.stdout, r.stderr
 
 
 def test_malformed_yaml(tmp_path):
@@ -74,6 +81,14 @@ def test_cli_end_to_end_writes_all_files(tmp_path, tiny):
     assert again.returncode == 2 and "--overwrite" in again.stderr
     resumed = run_cli("run", str(cfg), "--seeds", "2", "--out", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr
+    # the final policy of seed 1, replayed in Brax's HTML viewer from the run's checkpoint
+    shown = run_cli("render", str(out), "--seed", "1")
+    assert shown.returncode == 0, shown.stderr
+    page = out / "sac-seed1.html"
+    assert page.stat().st_size > 1000 and "brax-viewer" in page.read_text()    # the system and states, gzipped inline
+    assert "wrote" in shown.stderr and "return" in shown.stderr
+    missing = run_cli("render", str(out), "--seed", "7")
+    assert missing.returncode == 2 and "seed 0" in missing.stderr and "Traceback" not in missing.stderr
 
 
 def test_drills_refused_before_any_work(tmp_path):
