@@ -55,7 +55,12 @@ def test_parse_set_and_malformed_yaml(tmp_path):
 
 
 def test_shipped_configs_resolve():
+    """Every shipped config resolves (the Playground ones need the playground extra, which CI installs)."""
+    import importlib.util
+
     files = sorted(f for f in ROOT_CONFIGS.glob("*/*.yaml") if f.parent.name != "sweeps")
     assert files, "configs/ is empty"
+    if importlib.util.find_spec("mujoco_playground") is None:
+        files = [f for f in files if not f.stem.startswith("dmc_")]
     for f in files:
         resolve(load_yaml(f))
