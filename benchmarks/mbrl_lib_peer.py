@@ -5,7 +5,8 @@ creates on first use (`--venv`, outside the repository). mbrl 0.2.0 pins hydra-c
 fails on Python 3.11, so it is installed with --no-deps beside hydra-core 1.3.2, omegaconf 2.3.0,
 gymnasium 0.26.3, numpy<1.25 and mujoco<3.3, and its example configs are copied and patched for
 hydra 1.3 (`_self_` first in `defaults`, no `# @package _group_`, no `action_optimizer` default, which
-the wheel does not ship; the SAC action space a gymnasium `Box`; `_recursive_: false` on the model).
+the wheel does not ship; `_recursive_: false` on the SAC agent and the model, hydra 1.0's behaviour, so
+the agent gets its action space as the config node {low, high, shape} it reads, as under hydra 1.0.3).
 
 mbrl-lib side: main.yaml + algorithm=mbpo + overrides=mbpo_inv_pendulum + dynamics_model
 gaussian_mlp_ensemble, on the CPU, run as mbrl-lib's examples/main.py does (two envs, seeds,
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import statistics
 import subprocess
@@ -64,12 +66,15 @@ DIFFERENCES = [
     "* ||W||^2 loss on the weights in jaxdyna; mbrl-lib's log-variance bounds are fixed "
     "(learn_logvar_bounds: false), jaxdyna learns them (MBPO); mbrl-lib normalises inputs over the "
     "whole real buffer in float64, jaxdyna over the training rows.",
-    "Evaluation: 1 deterministic episode every 250 steps on both; mbrl-lib stops an episode at "
-    "termination, jaxdyna's evaluation always runs the 1000-step scan (masked after termination).",
+    "Budget: mbrl-lib's config has num_steps=20,000; both run its first 2,000 learning steps. Its real "
+    "buffer keeps the full config's capacity (dataset_size=20000, else it would be num_steps=2000 rows), "
+    "jaxdyna's holds all 7,000 rows, so both fit the model on all real data (20% holdout).",
     "Bookkeeping in mbrl-lib's own loop is kept: it saves the model and the real buffer to its work "
     "directory at every refit, a SAC checkpoint at every new best evaluation, and CSV logs.",
-    "Rollout length 1 on both (schedule [1, 15, 1, 1]); model buffer 100k rows, replaced each refit; "
-    "SAC 256x256, lr 3e-4, batch 256, tau 5e-3, gamma 0.99, target entropy -1; real-data ratio 0.",
+    "The same on both: rollout length 1 (schedule [1, 15, 1, 1]); model buffer 100k rows, replaced each "
+    "refit; 7 x 4x200 SiLU ensemble, 5 elites, Adam 1e-3, batch 256; SAC 256x256, lr 3e-4, batch 256, "
+    "tau 5e-3, gamma 0.99, target entropy -1, real-data ratio 0; 1 deterministic evaluation episode "
+    "every 250 learning steps, ended at termination or 1000 steps.",
 ]
 
 
@@ -79,7 +84,7 @@ def patched_conf(dst: Path) -> Path:
     import mbrl
     src = Path(mbrl.__file__).parent / "examples" / "conf"
     edits = {"main.yaml": [("defaults:\n", "defaults:\n  - _self_\n"), ("  - action_optimizer: cem\n", "")],
-             "algorithm/mbpo.yaml": [("_target_: gym.env.Box", "_target_: gymnasium.spaces.Box")],
+             "algorithm/mbpo.yaml": [("  _target_: mbrl.third_party", "  _recursive_: false\n  _target_: mbrl.third_party")],
              "dynamics_model/gaussian_mlp_ensemble.yaml": [("_target_: mbrl.models.GaussianMLP\n",
                                                             "_target_: mbrl.models.GaussianMLP\n_recursive_: false\n")]}
     for f in src.rglob("*.yaml"):
@@ -139,10 +144,10 @@ def mbrl_child(a) -> dict:
     mbrl.util.common.rollout_agent_trajectories, ModelTrainer.train = timed_explore, counted_fit
     SAC.update_parameters, mbpo.evaluate = counted_update, recorded_eval
     setup_s = time.perf_counter() - t0
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     mbpo.train(env, test_env, term_fn, cfg, work_dir=str(work))
-    run_s = time.perf_counter() - t
-    return {**rec, "setup_s": setup_s, "run_s": run_s, "with_compile_s": run_s, "compile_s": 0.0,
+    run_s, run_cpu_s = time.perf_counter() - t, time.process_time() - c
+    return {**rec, "setup_s": setup_s, "run_s": run_s, "run_cpu_s": run_cpu_s, "with_compile_s": run_s, "compile_s": 0.0,
             "final_eval_return": rec["eval_returns"][-1] if rec["eval_returns"] else None,
             "torch_threads": torch.get_num_threads(),
             "versions": {"python": sys.version.split()[0], "mbrl": mbrl.__version__, "torch": torch.__version__,
@@ -165,17 +170,18 @@ def jax_child(a) -> dict:
     t = time.perf_counter()
     init = jax.jit(prog.init).lower(key, hpa).compile()
     compile_s = time.perf_counter() - t
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     state = jax.block_until_ready(init(key, hpa))
-    run_s = time.perf_counter() - t
+    run_s, run_cpu_s = time.perf_counter() - t, time.process_time() - c
     t = time.perf_counter()
     advance = jax.jit(prog.advance).lower(state, hpa).compile()
     compile_s += time.perf_counter() - t
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     state, metrics = jax.block_until_ready(advance(state, hpa))
-    run_s += time.perf_counter() - t
+    run_s, run_cpu_s = run_s + time.perf_counter() - t, run_cpu_s + time.process_time() - c
     returns = [float(r) for r in metrics["eval_return"]]
-    return {"setup_s": setup_s, "compile_s": compile_s, "run_s": run_s, "with_compile_s": compile_s + run_s,
+    return {"setup_s": setup_s, "compile_s": compile_s, "run_s": run_s, "run_cpu_s": run_cpu_s,
+            "with_compile_s": compile_s + run_s,
             "eval_returns": returns, "final_eval_return": returns[-1],
             "model_epochs": [int(e) for e in metrics["model_epochs"]],
             "sac_updates": cfg.updates_per_step * cfg.collect_steps}
@@ -183,7 +189,7 @@ def jax_child(a) -> dict:
 
 # --- the parent: venv, alternating blocks, results -----------------------------------------
 def pip(venv: Path, *args: str) -> None:
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *args], check=True)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-qq", *args], check=True)
 
 
 def ensure_venv(venv: Path, torch_spec: str) -> None:
@@ -194,7 +200,7 @@ def ensure_venv(venv: Path, torch_spec: str) -> None:
         return
     print(f"creating mbrl-lib's virtual environment in {venv}", flush=True)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    pip(venv, "--no-deps", "mbrl==0.2.0")
+    pip(venv, "--no-deps", "mbrl==0.2.0")     # its pins (hydra-core 1.0.3, omegaconf 2.0) fail on 3.11
     try:
         pip(venv, torch_spec)
     except subprocess.CalledProcessError:
@@ -212,26 +218,27 @@ def run_block(side: str, python: str, child_args: list[str], cores: list[int], l
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
                             " intra_op_parallelism_threads=1").strip()
     report = log.with_suffix(".json")
-    load_before = round(os.getloadavg()[0], 2)
+    load_before, cpu = round(os.getloadavg()[0], 2), resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     with open(log, "w") as out:
-        proc = subprocess.run([python, str(HERE), side, "--report", str(report), "--threads", n, *child_args],
-                              env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                              preexec_fn=lambda: os.sched_setaffinity(0, cores))
-    wall = time.perf_counter() - t
+        proc = subprocess.run([python, str(HERE), side, "--report", str(report), "--threads", n,
+                               "--cores", ",".join(map(str, cores)), *child_args],
+                              env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    wall, cpu_after = time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         sys.exit(f"{side} failed (exit {proc.returncode}); its output is in {log}")
-    return {**json.loads(report.read_text()), "end_to_end_s": wall, "load_before": load_before,
+    cpu_s = cpu_after.ru_utime + cpu_after.ru_stime - cpu.ru_utime - cpu.ru_stime
+    return {**json.loads(report.read_text()), "end_to_end_s": wall, "end_to_end_cpu_s": cpu_s, "load_before": load_before,
             "load_after": round(os.getloadavg()[0], 2)}
 
 
-KEYS = ("run_s", "with_compile_s", "end_to_end_s", "compile_s", "setup_s")
+KEYS = ("run_s", "with_compile_s", "end_to_end_s", "run_cpu_s", "end_to_end_cpu_s", "compile_s", "setup_s")
 
 
 def summarise(runs: list[dict]) -> tuple[dict, dict]:
     med = {side: {k: statistics.median(r[k] for r in runs if r["side"] == side) for k in KEYS}
            for side in ("jaxdyna", "mbrl-lib") if any(r["side"] == side for r in runs)}
-    ratio = {k: med["mbrl-lib"][k] / med["jaxdyna"][k] for k in KEYS[:3]} if len(med) == 2 else {}
+    ratio = {k: med["mbrl-lib"][k] / med["jaxdyna"][k] for k in KEYS[:5]} if len(med) == 2 else {}
     return med, ratio
 
 
@@ -249,22 +256,26 @@ def save(out: Path, name: str, result: dict) -> None:
              f"process pinned to core(s) {result['settings']['cores']} with {result['settings']['threads']} "
              "thread(s) (torch.set_num_threads; XLA single-threaded Eigen). Run only: mbrl-lib's "
              "`mbpo.train`, jaxdyna's compiled init + advance; with compile adds jaxdyna's XLA compile; "
-             "end to end is the whole process (imports, setup, compile, run).", "",
-             "| | run only s | with compile s | end to end s | compile s |", "|---|---|---|---|---|"]
+             "end to end is the whole process (imports, setup, compile, run). CPU s = the process's CPU "
+             "time over the same span: it hardly moves when something else shares the core, wall time does.",
+             "", "| | run only s | with compile s | end to end s | run only CPU s | end to end CPU s | compile s |",
+             "|---|---|---|---|---|---|---|"]
+    cols = ("run_s", "with_compile_s", "end_to_end_s", "run_cpu_s", "end_to_end_cpu_s")
     for side, m in med.items():
-        lines.append(f"| {side} | {m['run_s']:.1f} | {m['with_compile_s']:.1f} | {m['end_to_end_s']:.1f} | "
-                     f"{m['compile_s']:.1f} |")
+        lines.append(f"| {side} | " + " | ".join(f"{m[k]:.1f}" for k in cols) + f" | {m['compile_s']:.1f} |")
     if ratio:
-        lines.append(f"| **mbrl-lib / jaxdyna** | **{ratio['run_s']:.2f}x** | **{ratio['with_compile_s']:.2f}x** | "
-                     f"**{ratio['end_to_end_s']:.2f}x** | |")
+        lines.append("| **mbrl-lib / jaxdyna** | " + " | ".join(f"**{ratio[k]:.2f}x**" for k in cols) + " | |")
     lines += ["", "Each block (final evaluation return is a sanity check that both learn; load = 1-min load average):",
-              "", "| side | seed | run s | with compile s | SAC updates | model epochs per refit | eval returns | load |",
-              "|---|---|---|---|---|---|---|---|"]
+              "", "| side | seed | run s | run CPU s | with compile s | SAC updates | model epochs per refit | "
+              "eval returns | load |", "|---|---|---|---|---|---|---|---|---|"]
     for r in result["runs"]:
-        lines.append(f"| {r['side']} | {r['seed']} | {r['run_s']:.1f} | {r['with_compile_s']:.1f} | {r['sac_updates']} | "
-                     f"{r['model_epochs']} | {[round(x) for x in r['eval_returns']]} | "
+        lines.append(f"| {r['side']} | {r['seed']} | {r['run_s']:.1f} | {r['run_cpu_s']:.1f} | {r['with_compile_s']:.1f} | "
+                     f"{r['sac_updates']} | {r['model_epochs']} | {[round(x) for x in r['eval_returns']]} | "
                      f"{r['load_before']}-{r['load_after']} |")
-    lines += ["", "Remaining differences:", ""] + [f"- {d}" for d in DIFFERENCES]
+    loads = [x for r in result["runs"] for x in (r["load_before"], r["load_after"])]
+    lines += ["", f"The 1-min load average ranged {min(loads)}-{max(loads)} during the blocks ({os.cpu_count()} "
+              "cores in all; this run adds 1.0). Time lost to other processes on the same core shows as wall "
+              "seconds above CPU seconds.", "", "Remaining differences:", ""] + [f"- {d}" for d in DIFFERENCES]
     write_text(out / f"{name}.md", "\n".join(lines) + "\n")
 
 
@@ -275,9 +286,11 @@ def main(argv=None) -> int:
         for flag in ("--report", "--work", "--config", "--overrides-json"):
             ap.add_argument(flag)
         ap.add_argument("--threads", type=int)
+        ap.add_argument("--cores")
         ap.add_argument("--seed", type=int)
         ap.add_argument("--override", dest="overrides", action="append", default=[])
         a = ap.parse_args(argv[1:])
+        os.sched_setaffinity(0, [int(c) for c in a.cores.split(",")])   # before any thread pool starts
         rep = (mbrl_child if argv[0] == "mbrl-lib" else jax_child)(a)
         Path(a.report).write_text(json.dumps(rep))
         return 0
