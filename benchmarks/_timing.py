@@ -30,3 +30,10 @@ def timed(fn, *args, repeats: int):
 def load_average() -> float:
     """1-minute load average (recorded beside timings: these machines are shared and noisy)."""
     return round(os.getloadavg()[0], 2)
+
+
+def md_header(title: str, command: str, prov: dict) -> list[str]:
+    """The first lines of a benchmark's Markdown table: title, command, revision, device, versions."""
+    return [f"# {title}", "", f"Command: `{command}`  ",
+            f"Git revision: `{prov['git_revision']}`; device: {prov['device']}; versions: "
+            + ", ".join(f"{k} {v}" for k, v in prov["versions"].items())]

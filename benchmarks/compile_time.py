@@ -109,15 +109,15 @@ def main(argv=None) -> int:
 
 
 def save(result, args, command) -> None:
+    from _timing import md_header
+
     from jaxdyna.io import write_json, write_text
 
     out = Path(args.out)
     write_json(out / f"{args.name}.json", result)
     p = result["provenance"]
-    lines = [f"# Compile seconds per algorithm ({result['env']}, {result['seeds']} vmapped runs)", "",
-             f"Command: `{command}`  ", f"Git revision: `{p['git_revision']}`; device: {p['device']}; versions: "
-             + ", ".join(f"{k} {v}" for k, v in p["versions"].items()), "",
-             "Each cell: trace + lower / XLA compile seconds, each phase a fresh process; warm = the same programs "
+    lines = md_header(f"Compile seconds per algorithm ({result['env']}, {result['seeds']} vmapped runs)", command, p) + [
+             "", "Each cell: trace + lower / XLA compile seconds, each phase a fresh process; warm = the same programs "
              "again with the persistent compilation cache the cold process filled.", "",
              "| algo | init cold | advance cold | init warm | advance warm | total cold | total warm |",
              "|---|---|---|---|---|---|---|"]

@@ -32,7 +32,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from _timing import load_average, timed
+from _timing import load_average, md_header, timed
 
 from jaxdyna import model as mdl
 from jaxdyna.config import as_arrays, load_yaml, parse_set, resolve, to_dict
@@ -169,9 +169,9 @@ def save(result, command, args, complete: bool) -> None:
     write_json(out / f"{args.name}.json", result)
     p, s = result["provenance"], result["settings"]
     chunk = [v for k, v in result["parts"].items() if not k.startswith("learn on one fixed")]
-    lines = [f"# One MBPO chunk against its FLOP floor ({s['env']})", "",
-             f"Command: `{command}`  ", f"Git revision: `{p['git_revision']}`; device: {p['device']}; versions: "
-             + ", ".join(f"{k} {v}" for k, v in p["versions"].items()) + f"; load average {result['load_average_before']}", "",
+    lines = md_header(f"One MBPO chunk against its FLOP floor ({s['env']})", command, p)
+    lines[-1] += f"; load average {result['load_average_before']}"
+    lines += ["",
              "Matmul-chain rates in this process (GFLOP/s): " + ", ".join(
                  f"{k} {v:.1f}" for k, v in result["matmul_chain_gflops"].items()) + "." + (
                  "" if complete else " **Incomplete: not every part was timed.**"), "",

@@ -21,7 +21,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from _timing import timed
+from _timing import md_header, timed
 
 from jaxdyna.config import load_yaml, parse_set, resolve, stack_hparams, to_dict
 from jaxdyna.io import provenance, write_json, write_text
@@ -78,10 +78,8 @@ def save(result, cfg, args, command, complete: bool) -> None:
     out = Path(args.out)
     write_json(out / f"{args.name}.json", result)
     p = result["provenance"]
-    lines = [f"# MBPO throughput on Brax {cfg.env} ({cfg.backend})", "",
-             f"Command: `{command}`  ", f"Git revision: `{p['git_revision']}`; device: {p['device']}; versions: "
-             + ", ".join(f"{k} {v}" for k, v in p["versions"].items()), "",
-             f"Settings: configs/mbpo/{cfg.env}.yaml with overrides {result['overrides'] or 'none'}; timed "
+    lines = md_header(f"MBPO throughput on Brax {cfg.env} ({cfg.backend})", command, p) + [
+             "", f"Settings: configs/mbpo/{cfg.env}.yaml with overrides {result['overrides'] or 'none'}; timed "
              f"{cfg.eval_every} env steps per `advance` (median of {result['repeats']}), evaluation included."
              + ("" if result["complete"] else " **Incomplete: the run stopped before every stage below ran.**"), "",
              "| vmapped seeds | compile s | env steps/s total | env steps/s per seed |", "|---|---|---|---|"]
