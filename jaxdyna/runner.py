@@ -263,7 +263,9 @@ def _drop_empty(tree):
 def _restore_empty(abstract, restored):
     """Put back the zero-size arrays `_drop_empty` left out, as `abstract` describes them."""
     def fill(a, r):
-        return jax.device_put(np.zeros(a.shape, a.dtype), a.sharding) if r is None else r
+        if a is None or r is not None:          # an absent part of the state (e.g. SAC's model), or restored
+            return r
+        return jax.device_put(np.zeros(a.shape, a.dtype), a.sharding)
 
     return jax.tree_util.tree_map(fill, abstract, restored, is_leaf=lambda x: x is None)
 

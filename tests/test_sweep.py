@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 import yaml
@@ -290,3 +291,27 @@ def test_wandb_missing_is_a_one_line_error(tmp_path):
     res = run_cli("sweep", str(_sweep(tmp_path)), "--out", str(tmp_path / "out"), "--wandb", "proj")
     assert res.returncode == 2 and "--wandb" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "out" / "metrics.csv").exists()
+
+
+def test_checkpoint_round_trip_keeps_zero_size_arrays_and_absent_parts(tmp_path):
+    """orbax cannot save zero-size arrays (MJX's `Data` has some): they are left out and put back,
+    and absent parts of the state (None, e.g. SAC's model) stay absent."""
+    import orbax.checkpoint as ocp
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    from jaxdyna.runner import _checkpointer, _drop_empty, _restore_empty
+
+    mesh = Mesh(np.array(jax.devices()[:1]), ("runs",))
+    put = lambda x: jax.device_put(x, NamedSharding(mesh, PartitionSpec("runs")))
+    state = {"w": put(np.arange(6.0).reshape(2, 3)), "act": put(np.zeros((2, 0))), "model": None,
+             "n": {"b": put(np.ones(2, np.int32))}}
+    ckpt = _checkpointer(tmp_path / "c")
+    ckpt.save(1, args=ocp.args.Composite(state=ocp.args.StandardSave(_drop_empty(state)), meta=ocp.args.JsonSave({})))
+    ckpt.wait_until_finished()
+    abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+    back = ckpt.restore(1, args=ocp.args.Composite(state=ocp.args.StandardRestore(_drop_empty(abstract)),
+                                                   meta=ocp.args.JsonRestore()))["state"]
+    back = _restore_empty(abstract, back)
+    assert back["model"] is None and back["act"].shape == (2, 0)
+    np.testing.assert_array_equal(back["w"], state["w"])
+    np.testing.assert_array_equal(back["n"]["b"], state["n"]["b"])
