@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     def learn_chunk(s, k):          # the chunk's SAC updates, sampling and mixing included
         return jax.lax.scan(lambda s, k: parts.learn(s, k, hp), s, jax.random.split(k, cfg.chunk_steps))[0].agent
 
-    batch = jax.jit(lambda s, k: jax.tree_util.tree_map(lambda x: x[:cfg.batch_size], s.real.data))(state, k_learn)
+    batch = jax.tree_util.tree_map(lambda x: x[:cfg.batch_size], state.real.data)
 
     def learn_fixed(agent, k):      # the same number of updates on one fixed batch: the update's math alone
         one = lambda a, k: (learn(nets, a, batch, k, hp, target_fn=sac_target)[0], None)

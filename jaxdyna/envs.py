@@ -65,14 +65,12 @@ class PlaygroundEnv:
     def __init__(self, task: str):
         from mujoco_playground import dm_control_suite
 
-        self.task = task
         self.env = dm_control_suite.load(task, config_overrides={"impl": "jax"})
         if not isinstance(self.env.observation_size, int):
             raise ValueError(f"env: {PLAYGROUND}{task} has a structured observation "
                              f"{self.env.observation_size}; only flat state observations are supported")
         self.observation_size = int(self.env.observation_size)
         self.action_size = int(self.env.action_size)
-        self.episode_length = int(self.env._config.episode_length)
 
     def reset(self, key):
         return self.env.reset(key)

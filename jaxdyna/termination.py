@@ -61,7 +61,9 @@ def known_rule(env: str):
     `done` is set only when the physics returns NaN, which no model predicts, so their rule is
     `never` (only the time limit ends an episode, as in dm_control).
     """
-    if env.startswith("playground/"):
+    from jaxdyna.envs import is_playground
+
+    if is_playground(env):
         return never
     return KNOWN.get(env)
 
