@@ -163,18 +163,23 @@ def _execute(plan, out: Path, source_text: str, args, intro, resume_hint: str):
     import jax
 
     from jaxdyna.loggers import make_loggers
-    from jaxdyna.runner import prepare_out, run_plan
+    from jaxdyna.runner import prepare_out, run_plan, worker_meshes
     from jaxdyna.sweep import _available_bytes
     from jaxdyna.sweepfile import fit_memory
 
     if args.resume and args.overwrite:
         raise ConfigError("--resume and --overwrite: choose one")
+    if not (getattr(args, "distributed", False) or getattr(args, "num_processes", None)):
+        cores_for_groups(len(plan.groups))
     prepare_out(out, plan, args.resume, args.overwrite)
-    fit_memory(plan, _available_bytes(), devices=len(jax.devices()))
+    fit_memory(plan, _available_bytes(), devices=len(jax.devices()), shared=jax.default_backend() == "cpu")
     loggers = make_loggers(out, plan, tensorboard=not args.no_tensorboard, wandb_project=args.wandb) \
         if jax.process_index() == 0 else []
     if jax.process_index() == 0:
-        print(intro(), file=sys.stderr, flush=True)
+        workers = worker_meshes(plan.groups, plan.side_by_side)
+        side = (f"\njaxdyna: {len(workers)} groups at a time, side by side on {workers[0].size} device(s) each"
+                if len(workers) > 1 else "")
+        print(intro() + side, file=sys.stderr, flush=True)
     stopped = (f"jaxdyna: stopped; finished evaluations are in {out} (marked incomplete); "
                f"continue with: {resume_hint}")
     try:
@@ -186,6 +191,26 @@ def _execute(plan, out: Path, source_text: str, args, intro, resume_hint: str):
         print(stopped, file=sys.stderr)
         return None
     return outcome
+
+
+def cores_for_groups(groups: int) -> None:
+    """On CPU, one XLA device per core (at most one per group) so that a sweep's groups run side
+    by side, each on one core with the numerics of a one-device run. Left alone when the device
+    count was set (`XLA_FLAGS=--xla_force_host_platform_device_count=N`) or JAX already started."""
+    import os
+
+    import jax
+
+    if groups < 2 or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "") \
+            or jax.config.jax_num_cpu_devices != -1:
+        return
+    from jax._src import xla_bridge
+
+    if xla_bridge.backends_are_initialized():
+        return
+    n = min(len(os.sched_getaffinity(0)), groups)
+    if n > 1:
+        jax.config.update("jax_num_cpu_devices", n)
 
 
 def cmd_sweep(args) -> int:

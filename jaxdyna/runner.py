@@ -31,6 +31,7 @@ import math
 import shutil
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,8 +88,20 @@ class Outcome:
 
 
 # --- the run axis over devices ------------------------------------------------------------
-def _mesh() -> Mesh:
-    return Mesh(np.array(jax.devices()), ("runs",))
+def _mesh(devices=None) -> Mesh:
+    return Mesh(np.array(jax.devices() if devices is None else devices), ("runs",))
+
+
+def worker_meshes(pending: list[Group], side_by_side: int | None = None) -> list[Mesh]:
+    """The device blocks that run groups side by side: one block per worker, the local devices
+    dealt out evenly (one worker with every device when one group is pending, across processes,
+    or when only `side_by_side` groups fit in memory at once)."""
+    devices = jax.devices()
+    workers = min(len(devices), len(pending), side_by_side or len(pending))
+    if jax.process_count() > 1 or workers < 2:
+        return [_mesh(devices)]
+    per = len(devices) // workers
+    return [_mesh(devices[i * per:(i + 1) * per]) for i in range(workers)]
 
 
 def _over_devices(fn: Callable, mesh: Mesh) -> Callable:
@@ -231,7 +244,8 @@ class Outputs:
             _write_csv(self.out / "metrics.csv", rows)
 
     def finish(self, complete: bool) -> dict[str, Any]:
-        summary = {"name": self.plan.name, "complete": complete, "runs": [], "groups": {}, **self.prov}
+        summary = {"name": self.plan.name, "complete": complete, "wall_seconds": self.status.get("wall_seconds"),
+                   "runs": [], "groups": {}, **self.prov}
         for g in self.plan.groups:
             path = self.group_dir(g) / "metrics.npz"
             entry = self.status["groups"][g.name]
@@ -278,11 +292,14 @@ def _checkpointer(path: Path):
 
 
 def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: bool, stop: Interrupt,
-              progress: Callable[[int, int], None], loggers: list) -> bool:
-    """Run (or finish) one group; True when all its evaluations are done."""
+              progress: Callable[[int, int], None], loggers: list, mesh: Mesh | None = None,
+              lock: threading.Lock | None = None) -> bool:
+    """Run (or finish) one group on `mesh` (every device by default); True when all its evaluations
+    are done. `lock` guards the shared outputs when groups run side by side."""
     import orbax.checkpoint as ocp
 
-    mesh = _mesh()
+    mesh = mesh or _mesh()
+    lock = lock or threading.Lock()
     n_dev = mesh.size
     table = g.run_table()
     per_part = -(-g.runs // g.parts)
@@ -339,11 +356,12 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
             evals = metrics["eval_return"].shape[1]
             all_m = _merge_parts(part_metrics + [metrics])
             all_d = np.concatenate(part_diverged + [diverged])
-            outputs.record(g, all_m, all_d, evals, done=False, seconds=seconds)
-            if outputs.writer:
-                for logger in loggers:
-                    logger.log(g, rows, m)
-            progress(n * g.chunk_evals, int(m["env_steps"].max()))
+            with lock:
+                outputs.record(g, all_m, all_d, evals, done=False, seconds=seconds)
+                if outputs.writer:
+                    for logger in loggers:
+                        logger.log(g, rows, m)
+                progress(n * g.chunk_evals, int(m["env_steps"].max()))
         ckpt.close()
         if metrics is None or metrics["eval_return"].shape[1] < g.cfg.num_evals:
             done_all = False
@@ -352,8 +370,9 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
         part_diverged.append(diverged)
         del state
     if done_all:
-        outputs.record(g, _merge_parts(part_metrics), np.concatenate(part_diverged), g.cfg.num_evals, done=True,
-                       seconds=seconds)
+        with lock:
+            outputs.record(g, _merge_parts(part_metrics), np.concatenate(part_diverged), g.cfg.num_evals,
+                           done=True, seconds=seconds)
     return done_all
 
 
@@ -412,6 +431,54 @@ def _progress(bar) -> Callable[[int, int], None]:
     return update
 
 
+def _run_groups(plan: Plan, pending: list[Group], meshes: list[Mesh], outputs: Outputs, batching: str,
+                resume: bool, stop: Interrupt, bar, loggers: list) -> bool:
+    """Every pending group, one after another on one device block or side by side on several
+    (one thread per block takes the next group; XLA runs each block's program on its own cores).
+    True when all finished; an error in one group stops the others after their chunk and is raised."""
+    lock, queue, running, failed = threading.Lock(), list(pending), {}, []
+    finished: dict[str, bool] = {}
+
+    def describe_running():
+        if bar is not None:
+            names = ", ".join(running.values())
+            bar.set_description(f"sweep: {len(finished)}/{len(pending)} groups done" + (f", running {names}" if names else ""))
+
+    def work(mesh: Mesh):
+        while not stop.requested and not failed:
+            with lock:
+                if not queue:
+                    return
+                g = queue.pop(0)
+                running[g.name] = f"{g.name} ({g.cfg.algo})"
+                describe_running()
+            try:
+                ok = run_group(plan, g, outputs, batching, resume, stop, _progress(bar), loggers, mesh, lock)
+            except BaseException as e:  # noqa: BLE001 - re-raised by the caller's thread
+                failed.append(e)
+                stop.requested = True
+                return
+            with lock:
+                finished[g.name] = ok
+                running.pop(g.name)
+                describe_running()
+            if not ok:
+                return
+
+    if len(meshes) == 1:
+        work(meshes[0])
+    else:
+        threads = [threading.Thread(target=work, args=(m,), daemon=True) for m in meshes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():            # a timed join lets the main thread take Ctrl-C
+                t.join(0.2)
+    if failed:
+        raise failed[0]
+    return len(finished) == len(pending) and all(finished.values())
+
+
 def run_plan(plan: Plan, out: Path, sweep_text: str, command: str, batching: str = "auto",
              resume: bool = False, show_progress: bool = True, loggers: list = ()) -> Outcome:
     """Run every group of `plan` into `out`; stops cleanly (incomplete) on Ctrl-C. `loggers`
@@ -425,17 +492,12 @@ def run_plan(plan: Plan, out: Path, sweep_text: str, command: str, batching: str
     if show_progress and writer:
         from tqdm import tqdm
         bar = tqdm(total=total, initial=done0, unit="eval", file=sys.stderr, dynamic_ncols=True, desc="sweep")
-    complete = True
+    pending = [g for g in plan.groups if not outputs.group_done(g)]
+    meshes = worker_meshes(pending, plan.side_by_side)
+    t0 = time.perf_counter()
     with Interrupt() as stop:
-        for i, g in enumerate(plan.groups):
-            if outputs.group_done(g):
-                continue
-            if bar is not None:
-                bar.set_description(f"sweep: group {i + 1}/{len(plan.groups)} ({g.cfg.algo})")
-            finished = run_group(plan, g, outputs, batching, resume, stop, _progress(bar), list(loggers))
-            if not finished:
-                complete = False
-                break
+        complete = _run_groups(plan, pending, meshes, outputs, batching, resume, stop, bar, list(loggers))
+    outputs.status["wall_seconds"] = round(outputs.status.get("wall_seconds", 0.0) + time.perf_counter() - t0, 2)
     if bar is not None:
         bar.close()
     for logger in loggers:

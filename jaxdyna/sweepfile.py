@@ -74,6 +74,7 @@ class Plan:
     digest: str                   # hash of the normalised sweep file and its configs' contents
     name: str = "sweep"
     notes: list[str] = field(default_factory=list)
+    side_by_side: int | None = None   # at most this many groups at once (memory); None: no limit
 
     @property
     def runs(self) -> int:
@@ -213,8 +214,9 @@ def plan_sweep(data: dict[str, Any], base: Path = Path("."), seeds_override: lis
                 digest=hashlib.sha256(norm.encode()).hexdigest()[:16], name=str(data.get("name", "sweep")))
 
 
-def fit_memory(plan: Plan, available: int | None, devices: int = 1) -> None:
-    """Measure each group's state and split groups too big for memory into parts (or refuse)."""
+def fit_memory(plan: Plan, available: int | None, devices: int = 1, shared: bool = True) -> None:
+    """Measure each group's state and split groups too big for memory into parts (or refuse); with
+    `shared` memory (CPU devices) also how many groups fit side by side."""
     from jaxdyna.sweep import state_bytes
 
     for g in plan.groups:
@@ -229,6 +231,11 @@ def fit_memory(plan: Plan, available: int | None, devices: int = 1) -> None:
                               "lower buffer_size or rollout_batch_size")
         per_part = max(devices, (fit // devices) * devices)
         g.parts = math.ceil(g.runs / per_part)
+    if not shared:        # accelerators: parts are sized for every device, so groups go one at a time
+        plan.side_by_side = 1
+    elif available is not None:                 # groups side by side share the host's memory
+        need = sorted((3 * g.state_bytes * math.ceil(g.runs / g.parts) for g in plan.groups), reverse=True)
+        plan.side_by_side = max(1, sum(1 for i in range(len(need)) if sum(need[:i + 1]) <= available))
 
 
 def describe(plan: Plan) -> str:

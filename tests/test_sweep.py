@@ -117,6 +117,24 @@ def test_four_devices_give_the_one_device_results(reference, tmp_path):
     np.testing.assert_array_equal(_returns(tmp_path / "out"), _returns(reference))
 
 
+def test_groups_side_by_side_give_the_one_device_results(reference, tmp_path):
+    """Two groups (a static grid) on two forced CPU devices run side by side, one device each, with
+    each group's one-device numbers."""
+    from jaxdyna.config import resolve
+    from jaxdyna.sweep import run_sweep
+
+    sweep = _sweep(tmp_path, grid={"batch_size": [32, 16]})
+    res = run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--quiet",
+                  env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "2 groups at a time, side by side on 1 device(s) each" in res.stderr
+    np.testing.assert_array_equal(_returns(tmp_path / "out", batch_size="32"), _returns(reference))
+    cfg, hp = resolve({"algo": "sac", **TINY, "batch_size": 16})
+    solo = run_sweep(cfg, [hp], [1], batching="map").metrics
+    np.testing.assert_array_equal(_returns(tmp_path / "out", batch_size="16", seed="1")[:, 0], solo["eval_return"][0])
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["wall_seconds"] > 0
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
