@@ -79,6 +79,20 @@ class PlaygroundEnv:
         return self.env.step(state, action)
 
 
+class BraxEnv:
+    """A Brax env whose sizes come from shape inference, once: Brax's own `observation_size`
+    runs a whole reset op by op on every access (6-12 s on one CPU core, paid by every program
+    built). Everything else is the Brax env's (`step`, `reset`, `sys`, `dt`, `pipeline_init`)."""
+
+    def __init__(self, env):
+        self.env = env
+        self.observation_size = int(jax.eval_shape(env.reset, jax.random.PRNGKey(0)).obs.shape[-1])
+        self.action_size = int(env.action_size)
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+
 class Transition(NamedTuple):
     obs: jax.Array
     action: jax.Array
@@ -97,7 +111,7 @@ class EnvState:
 
 @functools.lru_cache(maxsize=None)
 def make_env(name: str, backend: str = "generalized"):
-    """The unwrapped Brax env, or a `PlaygroundEnv` for `playground/<task>` (which always runs
+    """The Brax env (as `BraxEnv`), or a `PlaygroundEnv` for `playground/<task>` (which always runs
     MJX: `backend` is Brax's choice of physics). Cached: building the system is slow."""
     check_env_name(name)
     if is_playground(name):
@@ -106,7 +120,7 @@ def make_env(name: str, backend: str = "generalized"):
 
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}")
-    return brax_envs.get_environment(name, backend=backend)
+    return BraxEnv(brax_envs.get_environment(name, backend=backend))
 
 
 def keep_mjx_on_local_devices() -> None:
