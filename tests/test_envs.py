@@ -65,3 +65,10 @@ def test_evaluate_matches_stepping_each_episode_to_its_end():
             assert max(lens) < cap        # every episode terminated early
         else:
             assert lens == [cap] * 3      # balanced until the time limit
+
+
+def test_brax_env_sizes_by_shape_match_brax():
+    """`BraxEnv` infers the sizes by shape; Brax's own properties run a reset to find them."""
+    env = make_env("inverted_pendulum", "spring")
+    assert (env.observation_size, env.action_size) == (env.env.observation_size, env.env.action_size) == (4, 1)
+    assert env.sys is env.env.sys                       # the rest is the Brax env's own
