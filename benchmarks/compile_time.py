@@ -27,8 +27,9 @@ from pathlib import Path
 ALGOS = ("sac", "dyna", "mbpo", "mve", "steve")
 
 
-def measure(algo: str, env: str, seeds: int, parts: bool) -> dict:
-    """Trace+lower and compile seconds of this process's programs (run in a fresh process)."""
+def measure(algo: str, env: str, seeds: int, parts: bool, stored: bool = False) -> dict:
+    """Trace+lower and compile seconds of this process's programs (run in a fresh process);
+    `stored`: load them from the program store instead of tracing (filling it if empty)."""
     import jax
     import numpy as np
 
@@ -40,6 +41,7 @@ def measure(algo: str, env: str, seeds: int, parts: bool) -> dict:
     cfg, hp = resolve(values)
     prog = make_train(cfg, num_evals=1)
     keys, hps = run_keys(np.arange(seeds)), stack_hparams([hp] * seeds)
+    state = None
     out = {}
 
     def timed_build(name, fn, *args):
@@ -51,6 +53,20 @@ def measure(algo: str, env: str, seeds: int, parts: bool) -> dict:
         out[name] = {"trace_lower_seconds": t1 - t0, "compile_seconds": t2 - t1}
         return compiled
 
+    if stored:                   # the program store (jaxdyna/programs.py): load, then XLA from its cache
+        from jaxdyna import programs
+
+        what = repr(cfg)
+        for name, fn, args_ in (("init", prog.init, (keys, hps)), ("advance", prog.advance, None)):
+            t0 = time.perf_counter()
+            built = programs.build(name, what, lambda: jax.vmap(fn), args_ or (state, hps))
+            t1 = time.perf_counter()
+            built.compile(*(args_ or (state, hps)))
+            t2 = time.perf_counter()
+            if name == "init":
+                state = built.out_shapes
+            out[name] = {"trace_lower_seconds": t1 - t0, "compile_seconds": t2 - t1, "loaded": built.loaded}
+        return out
     timed_build("init", jax.vmap(prog.init), keys, hps)
     state = jax.eval_shape(jax.vmap(prog.init), keys, hps)
     timed_build("advance", jax.vmap(prog.advance), state, hps)
@@ -78,13 +94,14 @@ def main(argv=None) -> int:
     ap.add_argument("--name", default="cpu")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--cache", help=argparse.SUPPRESS)
+    ap.add_argument("--stored", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:                                      # the child: one algorithm, one cache directory
         import jax
 
         jax.config.update("jax_compilation_cache_dir", args.cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        print(json.dumps(measure(args.one, args.env, args.seeds, args.parts)))
+        print(json.dumps(measure(args.one, args.env, args.seeds, args.parts, args.stored)))
         return 0
 
     from jaxdyna.io import provenance
@@ -95,14 +112,19 @@ def main(argv=None) -> int:
     for algo in args.algos.split(","):
         with tempfile.TemporaryDirectory() as cache:
             runs = {}
-            for phase in ("cold", "warm"):
+            # cold: trace + compile from nothing; warm: the same again from the compilation cache;
+            # (untimed: fill the program store, as a sweep's first run does); stored: load + cache
+            for phase in ("cold", "warm", "fill", "stored"):
                 cmd = [sys.executable, __file__, "--one", algo, "--cache", cache, "--env", args.env,
-                       "--seeds", str(args.seeds)] + (["--parts"] if args.parts and phase == "cold" else [])
+                       "--seeds", str(args.seeds)] + (["--parts"] if args.parts and phase == "cold" else []) \
+                    + (["--stored"] if phase in ("fill", "stored") else [])
                 proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
                 if proc.returncode != 0:
                     raise SystemExit(f"{algo} {phase}: {proc.stderr.strip().splitlines()[-1]}")
                 runs[phase] = json.loads(proc.stdout.strip().splitlines()[-1])
-                print(algo, phase, {k: round(sum(v.values()), 1) for k, v in runs[phase].items()}, flush=True)
+                print(algo, phase, {k: round(v["trace_lower_seconds"] + v["compile_seconds"], 1)
+                                    for k, v in runs[phase].items()}, flush=True)
+            runs.pop("fill")
         result["algos"][algo] = runs
         save(result, args, command)
     return 0
@@ -117,15 +139,19 @@ def save(result, args, command) -> None:
     write_json(out / f"{args.name}.json", result)
     p = result["provenance"]
     lines = md_header(f"Compile seconds per algorithm ({result['env']}, {result['seeds']} vmapped runs)", command, p) + [
-             "", "Each cell: trace + lower / XLA compile seconds, each phase a fresh process; warm = the same programs "
-             "again with the persistent compilation cache the cold process filled.", "",
-             "| algo | init cold | advance cold | init warm | advance warm | total cold | total warm |",
-             "|---|---|---|---|---|---|---|"]
+             "", "Each cell: trace + lower (stored: load) / XLA compile seconds, each phase a fresh process; warm = "
+             "the same programs again with the persistent compilation cache the cold process filled; stored = "
+             "loaded from the program store (`jaxdyna/programs.py`, what a sweep group built before pays), "
+             "compiled from the cache.", "",
+             "| algo | init cold | advance cold | init warm | advance warm | init stored | advance stored "
+             "| total cold | total warm | total stored |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for algo, runs in result["algos"].items():
         cells = [f"{runs[ph][prog]['trace_lower_seconds']:.1f} / {runs[ph][prog]['compile_seconds']:.1f}"
-                 for ph in ("cold", "warm") for prog in ("init", "advance")]
-        totals = [sum(sum(v.values()) for k, v in runs[ph].items() if not k.startswith("part")) for ph in ("cold", "warm")]
-        lines.append(f"| {algo} | " + " | ".join(cells[:2] + cells[2:]) + f" | {totals[0]:.1f} | {totals[1]:.1f} |")
+                 if ph in runs else "—" for ph in ("cold", "warm", "stored") for prog in ("init", "advance")]
+        totals = [sum(v["trace_lower_seconds"] + v["compile_seconds"] for k, v in runs[ph].items()
+                      if not k.startswith("part")) if ph in runs else float("nan") for ph in ("cold", "warm", "stored")]
+        lines.append(f"| {algo} | " + " | ".join(cells) + " | " + " | ".join(f"{t:.1f}" for t in totals) + " |")
     partrows = [(a, k, v) for a, r in result["algos"].items() for k, v in r["cold"].items() if k.startswith("part")]
     if partrows:
         lines += ["", "Each part of the loop compiled alone (1 run, cold): trace + lower / compile seconds", "",

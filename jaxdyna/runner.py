@@ -47,7 +47,8 @@ from jaxdyna import config as C
 from jaxdyna.config import ConfigError, stack_hparams
 from jaxdyna.io import atomic_path, check_writable_dir, provenance, write_json, write_text
 from jaxdyna.loggers import run_label
-from jaxdyna.sweep import batched, run_keys
+from jaxdyna import programs
+from jaxdyna.sweep import batched, resolve_batching, run_keys
 from jaxdyna.sweepfile import Group, Plan
 from jaxdyna.train import make_train
 
@@ -304,11 +305,16 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
     table = g.run_table()
     per_part = -(-g.runs // g.parts)
     chunks = g.cfg.num_evals // g.chunk_evals
-    prog = make_train(g.cfg, num_evals=g.chunk_evals)
-    init_fn = jax.jit(_over_devices(batched(prog.init, batching), mesh))
-    adv_fn = jax.jit(_over_devices(batched(prog.advance, batching), mesh), donate_argnums=0)
-    finite_fn = jax.jit(_over_devices(batched(_all_finite, batching), mesh))
+    over = lambda fn: _over_devices(batched(fn, batching), mesh)     # noqa: E731
+    progs = {}
 
+    def prog():                              # traced only when the stored programs cannot serve
+        if "p" not in progs:
+            progs["p"] = make_train(g.cfg, num_evals=g.chunk_evals)
+        return progs["p"]
+
+    what = f"{g.cfg!r}|{resolve_batching(batching)}|{g.chunk_evals}"
+    finite_fn = jax.jit(over(_all_finite))
     part_metrics, part_diverged = [], []
     seconds = {"compile_seconds": 0.0, "run_seconds": 0.0}
     done_all = True
@@ -321,9 +327,14 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
         hps = jax.tree_util.tree_map(lambda x: _put(np.asarray(x), mesh), stack_hparams([s.hp for s, _ in rows_p]))
         ckpt = _checkpointer(outputs.out / "checkpoints" / f"{g.name}-p{part}")
         t0 = time.perf_counter()
-        abstract = jax.eval_shape(init_fn, keys, hps)
+        init_fn = programs.build("init", what, lambda: over(prog().init), (keys, hps))
+        if init_fn is None:                                  # no store (--no-cache, many processes)
+            init_fn = jax.jit(over(prog().init))
+            shapes = jax.eval_shape(init_fn, keys, hps)
+        else:
+            shapes = init_fn.out_shapes
         sharding = NamedSharding(mesh, PartitionSpec("runs"))
-        abstract = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), abstract)
+        abstract = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
         start, metrics, diverged = 0, None, np.zeros(n, bool)
         if resume and ckpt.latest_step() is not None:
             step = ckpt.latest_step()
@@ -334,7 +345,11 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
             diverged = np.asarray(meta["diverged"], bool)
         else:
             state = init_fn(keys, hps)
-        compiled_adv = adv_fn.lower(abstract, hps).compile()
+        compiled_adv = programs.build("advance", what, lambda: over(prog().advance), (abstract, hps), donate=0)
+        if compiled_adv is None:
+            compiled_adv = jax.jit(over(prog().advance), donate_argnums=0).lower(abstract, hps).compile()
+        else:
+            compiled_adv = compiled_adv.compile(abstract, hps)
         seconds["compile_seconds"] += time.perf_counter() - t0
         for c in range(start, chunks):
             if stop.requested:

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxdyna.config import Config, ConfigError, HParams, stack_hparams
+from jaxdyna.config import Config, ConfigError, HParams, as_arrays, stack_hparams
 from jaxdyna.train import make_train
 
 
@@ -53,8 +53,10 @@ def _available_bytes() -> int | None:
 
 def state_bytes(cfg: Config, hp: HParams) -> int:
     """Bytes of one run's training state (buffers dominate), from shapes alone."""
-    prog = make_train(cfg, num_evals=1)
-    shapes = jax.eval_shape(prog.init, jax.random.PRNGKey(0), hp)
+    from jaxdyna import programs
+
+    shapes = programs.shapes("init-solo", repr(cfg), lambda: make_train(cfg, num_evals=1).init,
+                             (jax.random.PRNGKey(0), as_arrays(hp)))
     return sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(shapes))
 
 

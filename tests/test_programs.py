@@ -1,0 +1,84 @@
+"""The store of built programs: a program built before is loaded, not traced, and computes the same."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import struct
+
+from jaxdyna import programs
+
+
+@struct.dataclass
+class Carry:
+    x: jax.Array
+    n: jax.Array
+
+
+def step(c: Carry, scale: jax.Array):
+    y = jnp.tanh(c.x @ c.x.T * scale).sum(axis=1)
+    return Carry(x=c.x + y[:, None], n=c.n + 1), {"y": y}
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setattr(programs, "store_dir", lambda: tmp_path / "programs")
+    return tmp_path / "programs"
+
+
+def _args():
+    return Carry(x=jnp.arange(12.0).reshape(4, 3) / 10, n=jnp.int32(0)), jnp.float32(0.5)
+
+
+def test_stored_program_is_loaded_without_tracing_and_computes_the_same(store):
+    traced = []
+
+    def make():
+        traced.append(1)
+        return step
+
+    first = programs.build("step", "v1", make, _args(), donate=0)
+    assert first is not None and not first.loaded and traced == [1]
+    out1 = first(*_args())
+    again = programs.build("step", "v1", make, _args(), donate=0)
+    assert again.loaded and traced == [1]                       # deserialized: `make` never called
+    out2 = again.compile(*_args())(*_args())
+    plain = jax.jit(step)(*_args())
+    for a, b, c in zip(jax.tree_util.tree_leaves(out1), jax.tree_util.tree_leaves(out2), jax.tree_util.tree_leaves(plain)):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    assert isinstance(out2[0], Carry) and again.out_shapes[0].x.shape == (4, 3)
+
+
+def test_a_different_config_shape_or_source_is_a_different_program(store, monkeypatch):
+    c, s = _args()
+    key = programs.program_key("step", "v1", (c, s))
+    assert programs.program_key("step", "v2", (c, s)) != key
+    assert programs.program_key("step", "v1", (c.replace(x=jnp.zeros((5, 3))), s)) != key
+    assert programs.program_key("step", "v1", (c, s.astype(jnp.bfloat16))) != key
+    monkeypatch.setattr(programs, "_code_digest", lambda: "edited source")
+    assert programs.program_key("step", "v1", (c, s)) != key
+
+
+def test_a_damaged_file_is_rebuilt_and_no_store_means_plain_jit(store, monkeypatch):
+    programs.build("step", "v1", lambda: step, _args())
+    (path,) = store.glob("step-*.bin")
+    path.write_bytes(b"not a program")
+    rebuilt = programs.build("step", "v1", lambda: step, _args())
+    assert not rebuilt.loaded
+    np.testing.assert_array_equal(rebuilt(*_args())[1]["y"], jax.jit(step)(*_args())[1]["y"])
+    monkeypatch.setattr(programs, "store_dir", lambda: None)
+    assert programs.build("step", "v1", lambda: step, _args()) is None
+
+
+def test_shapes_are_stored_too(store):
+    calls = []
+
+    def make():
+        calls.append(1)
+        return step
+
+    a = programs.shapes("step", "v1", make, _args())
+    b = programs.shapes("step", "v1", make, _args())
+    assert calls == [1] and jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+    assert [x.shape for x in jax.tree_util.tree_leaves(b)] == [(4, 3), (), (4,)]
