@@ -59,11 +59,17 @@ def _resolve_all(sources: list[dict], overrides: list[str]):
     return [C.resolve({**values, **extra}) for values in sources]
 
 
-def _check_common(args) -> None:
+def _check_batching(args) -> None:
+    """An unknown --batching: one-line error before any work (without starting JAX's backend,
+    whose device count `cores_for_groups` may still set)."""
     from jaxdyna.sweep import BATCHING
 
     if args.batching not in BATCHING:
         raise ConfigError(f"--batching: unknown {args.batching!r}; allowed: {', '.join(BATCHING)}")
+
+
+def _check_common(args) -> None:
+    _check_batching(args)
     if args.seeds < 1:
         raise ConfigError(f"--seeds: must be a positive integer, got {args.seeds}")
 
@@ -215,13 +221,12 @@ def cores_for_groups(groups: int) -> None:
 
 def cmd_sweep(args) -> int:
     """A sweep file: groups of runs, each one compiled program, checkpointed chunk by chunk."""
-    from jaxdyna.sweep import resolve_batching
     from jaxdyna.sweepfile import describe, load_sweep, plan_sweep
 
     import jax
 
     _init_distributed(args)                      # before anything that starts the XLA backend
-    resolve_batching(args.batching)              # an unknown value: one-line error before any work
+    _check_batching(args)
     path = Path(args.sweep)
     data = load_sweep(path)
     plan = plan_sweep(data, base=path.parent)
