@@ -183,7 +183,7 @@ def _execute(plan, out: Path, source_text: str, args, intro, resume_hint: str):
         if jax.process_index() == 0 else []
     if jax.process_index() == 0:
         workers = worker_meshes(plan.groups, plan.side_by_side)
-        side = (f"\njaxdyna: {len(workers)} groups at a time, side by side on {workers[0].size} device(s) each"
+        side = (f"\njaxdyna: up to {len(workers)} groups at a time, side by side on {workers[0].size} device(s) each"
                 if len(workers) > 1 else "")
         print(intro() + side, file=sys.stderr, flush=True)
     stopped = (f"jaxdyna: stopped; finished evaluations are in {out} (marked incomplete); "
