@@ -316,7 +316,8 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
     what = f"{g.cfg!r}|{resolve_batching(batching)}|{g.chunk_evals}"
     finite_fn = jax.jit(over(_all_finite))
     part_metrics, part_diverged = [], []
-    seconds = {"compile_seconds": 0.0, "run_seconds": 0.0}
+    before = outputs.status["groups"][g.name] if resume else {}     # a resumed group adds to its seconds
+    seconds = {k: float(before.get(k) or 0.0) for k in ("compile_seconds", "run_seconds")}
     done_all = True
     for part in range(g.parts):
         rows = table[part * per_part:(part + 1) * per_part]

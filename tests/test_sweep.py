@@ -182,9 +182,11 @@ def test_kill_then_sigint_then_resume_equals_uninterrupted(reference, tmp_path):
     if p.returncode == 130:                             # it stopped before finishing: marked incomplete
         assert json.loads(status.read_text())["complete"] is False and "--resume" in err
     # 3. resume to the end: identical to the uninterrupted sweep
+    run_before = json.loads(status.read_text())["groups"]["g00"]["run_seconds"]
     res = run_cli("sweep", str(sweep), "--out", str(out), "--quiet", "--resume")
     assert res.returncode == 0, res.stderr[-3000:]
     assert json.loads(status.read_text())["complete"] is True
+    assert json.loads(status.read_text())["groups"]["g00"]["run_seconds"] > run_before   # seconds add up
     np.testing.assert_array_equal(_returns(out), _returns(reference))
 
 
