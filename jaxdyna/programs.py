@@ -58,9 +58,14 @@ def store_dir() -> Path | None:
 
 
 def _describe(x) -> str:
+    """Shape, dtype and sharding of an argument; of its devices only their kind and number (an
+    exported program runs on any devices of that kind and number: a group that ran on CPU device
+    1 reuses its program on device 0)."""
     sharding = getattr(x, "sharding", None)
-    devices = sorted((d.platform, d.device_kind, d.id) for d in sharding.device_set) if sharding is not None else None
-    return f"{tuple(x.shape)}:{x.dtype}:{sharding}:{devices}"
+    devices = sorted((d.platform, d.device_kind) for d in sharding.device_set) if sharding is not None else None
+    spec = getattr(sharding, "spec", None)
+    shape = dict(getattr(getattr(sharding, "mesh", None), "shape", {}) or {})
+    return f"{tuple(x.shape)}:{x.dtype}:{type(sharding).__name__}:{spec}:{shape}:{devices}"
 
 
 def program_key(name: str, what: str, args: tuple) -> str:

@@ -82,3 +82,14 @@ def test_shapes_are_stored_too(store):
     b = programs.shapes("step", "v1", make, _args())
     assert calls == [1] and jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
     assert [x.shape for x in jax.tree_util.tree_leaves(b)] == [(4, 3), (), (4,)]
+
+
+def test_the_key_names_the_kind_and_number_of_devices_not_which():
+    """A one-device program built on one CPU device serves any other (groups change devices)."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    dev = jax.devices()[0]
+    x = jax.ShapeDtypeStruct((4, 3), jnp.float32, sharding=NamedSharding(Mesh(np.array([dev]), ("runs",)), PartitionSpec("runs")))
+    y = jax.ShapeDtypeStruct((4, 3), jnp.float32, sharding=NamedSharding(Mesh(np.array([dev]), ("other",)), PartitionSpec("other")))
+    assert dev.platform in programs._describe(x) and "runs" in programs._describe(x)
+    assert programs.program_key("p", "v", (x,)) != programs.program_key("p", "v", (y,))
