@@ -11,8 +11,8 @@ The file's name is a digest of everything that decides the program: the program'
 config (`repr`), the batching, the arguments' shapes, dtypes and shardings, the devices, the
 source of every `jaxdyna` module, the versions of jax, jaxlib, brax, mujoco, flax, optax and
 playground, and the JAX settings that change what a trace computes (x64, matmul precision, PRNG).
-The store is skipped (plain `jax.jit`) when no cache directory is set (`--no-cache`), across
-processes, and for a program `jax.export` cannot serialize.
+Where nothing can be stored (no cache directory, `--no-cache`; several processes; a program
+`jax.export` cannot serialize) `build` gives the plain jitted function behind the same interface.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def program_key(name: str, what: str, args: tuple) -> str:
 
 
 class Built:
-    """A jitted program over pytrees, from a fresh export or a stored one."""
+    """A jitted program over pytrees: a stored or fresh export, or the plain jitted function."""
 
     def __init__(self, call: Callable, out_tree, out_avals, loaded: bool):
         self._call, self.out_tree, self.loaded = call, out_tree, loaded
@@ -126,37 +126,40 @@ def _specs(args: tuple) -> list:
             for x in jax.tree_util.tree_leaves(args)]
 
 
-def build(name: str, what: str, make_fn: Callable[[], Callable], args: tuple, donate: int | None = None) -> Built | None:
-    """`jax.jit(make_fn())` for `args` (arrays, or `jax.ShapeDtypeStruct`s with shardings) as a
-    stored program, or None where it cannot be stored (the caller then jits the function itself).
-    `make_fn` is called only when the program must be traced; `what` describes everything about
-    the function that `name` does not (its config); `donate` is the index of an argument whose
-    buffers the call may reuse (the training state)."""
-    root = store_dir()
-    if root is None or jax.process_count() > 1:
-        return None
+def build(name: str, what: str, make_fn: Callable[[], Callable], args: tuple, donate: int | None = None) -> Built:
+    """`jax.jit(make_fn())` for `args` (arrays, or `jax.ShapeDtypeStruct`s with shardings): the
+    stored program when there is one, else a fresh export, stored; the plain jitted function
+    where nothing can be stored (no store, several processes, or a program `jax.export` cannot
+    serialize). `make_fn` is called only when the program must be traced; `what` describes
+    everything about the function that `name` does not (its config); `donate` is the index of an
+    argument whose buffers the call may reuse (the training state)."""
     sizes = [len(jax.tree_util.tree_leaves(a)) for a in args]
     donated = ()
     if donate is not None:
         start = sum(sizes[:donate])
         donated = tuple(range(start, start + sizes[donate]))
-    path = root / f"{name}-{program_key(name, what, args)}.bin"
-    blob, exported = _load(path), None
+    root = store_dir()
+    path = None if root is None or jax.process_count() > 1 else root / f"{name}-{program_key(name, what, args)}.bin"
+    blob = _load(path) if path is not None else None
     if blob is not None:
         try:
-            exported, out_tree = jax.export.deserialize(bytearray(blob["exported"])), blob["out_tree"]
-        except Exception:  # noqa: BLE001
-            exported = None
-    loaded = exported is not None
-    if exported is None:
-        trees: dict = {}
+            exported = jax.export.deserialize(bytearray(blob["exported"]))
+            return Built(jax.jit(exported.call, donate_argnums=donated), blob["out_tree"], exported.out_avals, True)
+        except Exception:  # noqa: BLE001 - a damaged or foreign file: build afresh
+            pass
+    trees: dict = {}
+    flat = _flat(make_fn, args, trees)
+    if path is not None:
         try:
-            exported = jax.export.export(jax.jit(_flat(make_fn, args, trees)))(*_specs(args))
+            exported = jax.export.export(jax.jit(flat))(*_specs(args))
         except Exception:  # noqa: BLE001 - e.g. a custom call jax.export does not guarantee: plain jit
-            return None
-        out_tree = trees["out"]
-        _save(path, {"exported": bytes(exported.serialize()), "out_tree": out_tree})
-    return Built(jax.jit(exported.call, donate_argnums=donated), out_tree, exported.out_avals, loaded)
+            exported = None
+        if exported is not None:
+            _save(path, {"exported": bytes(exported.serialize()), "out_tree": trees["out"]})
+            return Built(jax.jit(exported.call, donate_argnums=donated), trees["out"], exported.out_avals, False)
+    call = jax.jit(flat, donate_argnums=donated)
+    out_avals = jax.tree_util.tree_leaves(jax.eval_shape(call, *_specs(args)))
+    return Built(call, trees["out"], out_avals, False)
 
 
 def shapes(name: str, what: str, make_fn: Callable[[], Callable], args: tuple):

@@ -25,6 +25,7 @@ Outputs in the sweep directory:
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -306,12 +307,8 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
     per_part = -(-g.runs // g.parts)
     chunks = g.cfg.num_evals // g.chunk_evals
     over = lambda fn: _over_devices(batched(fn, batching), mesh)     # noqa: E731
-    progs = {}
-
-    def prog():                              # traced only when the stored programs cannot serve
-        if "p" not in progs:
-            progs["p"] = make_train(g.cfg, num_evals=g.chunk_evals)
-        return progs["p"]
+    # built only when a program must be traced (not when both come from the program store)
+    prog = functools.cache(lambda: make_train(g.cfg, num_evals=g.chunk_evals))
 
     what = f"{g.cfg!r}|{resolve_batching(batching)}|{g.chunk_evals}"
     finite_fn = jax.jit(over(_all_finite))
@@ -329,13 +326,9 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
         ckpt = _checkpointer(outputs.out / "checkpoints" / f"{g.name}-p{part}")
         t0 = time.perf_counter()
         init_fn = programs.build("init", what, lambda: over(prog().init), (keys, hps))
-        if init_fn is None:                                  # no store (--no-cache, many processes)
-            init_fn = jax.jit(over(prog().init))
-            shapes = jax.eval_shape(init_fn, keys, hps)
-        else:
-            shapes = init_fn.out_shapes
         sharding = NamedSharding(mesh, PartitionSpec("runs"))
-        abstract = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+        abstract = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
+                                          init_fn.out_shapes)
         start, metrics, diverged = 0, None, np.zeros(n, bool)
         if resume and ckpt.latest_step() is not None:
             step = ckpt.latest_step()
@@ -346,11 +339,8 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
             diverged = np.asarray(meta["diverged"], bool)
         else:
             state = init_fn(keys, hps)
-        compiled_adv = programs.build("advance", what, lambda: over(prog().advance), (abstract, hps), donate=0)
-        if compiled_adv is None:
-            compiled_adv = jax.jit(over(prog().advance), donate_argnums=0).lower(abstract, hps).compile()
-        else:
-            compiled_adv = compiled_adv.compile(abstract, hps)
+        compiled_adv = programs.build("advance", what, lambda: over(prog().advance), (abstract, hps),
+                                      donate=0).compile(abstract, hps)
         seconds["compile_seconds"] += time.perf_counter() - t0
         for c in range(start, chunks):
             if stop.requested:

@@ -235,7 +235,7 @@ def fit_memory(plan: Plan, available: int | None, devices: int = 1, shared: bool
         plan.side_by_side = 1
     elif available is not None:                 # groups side by side share the host's memory
         need = sorted((3 * g.state_bytes * math.ceil(g.runs / g.parts) for g in plan.groups), reverse=True)
-        plan.side_by_side = max(1, sum(1 for i in range(len(need)) if sum(need[:i + 1]) <= available))
+        plan.side_by_side = max(1, sum(1 for total in itertools.accumulate(need) if total <= available))
 
 
 def describe(plan: Plan) -> str:

@@ -67,8 +67,11 @@ def test_a_damaged_file_is_rebuilt_and_no_store_means_plain_jit(store, monkeypat
     rebuilt = programs.build("step", "v1", lambda: step, _args())
     assert not rebuilt.loaded
     np.testing.assert_array_equal(rebuilt(*_args())[1]["y"], jax.jit(step)(*_args())[1]["y"])
-    monkeypatch.setattr(programs, "store_dir", lambda: None)
-    assert programs.build("step", "v1", lambda: step, _args()) is None
+    monkeypatch.setattr(programs, "store_dir", lambda: None)      # no store: the plain jitted function
+    plain = programs.build("step", "v1", lambda: step, _args(), donate=0)
+    assert not plain.loaded and plain.out_shapes[0].x.shape == (4, 3)
+    np.testing.assert_array_equal(plain(*_args())[1]["y"], jax.jit(step)(*_args())[1]["y"])
+    assert [p.name for p in store.iterdir()] == [path.name]             # nothing new was written
 
 
 def test_shapes_are_stored_too(store):
