@@ -444,21 +444,17 @@ TABLE: list[Row] = [
       "the model buffer evicts one refit's 100k rollouts at a time where STFL's ring buffer evicts the oldest "
       "400 each env step"),
 
-    # MVE and STEVE: SAC at the DMC baseline's update rate
-    R("mve/dmc_*", "algo", "mve", f"Feinberg et al. 2018, sec. 3; {ST}config/core/basic.json:20 ('algo': 'ddpg')",
-      "SAC learner (as Palenicek et al. 2023) with the DMC SAC settings (STFL, the rows above) instead of DDPG "
-      "(reference: 128-wide nets, batch 512, 10000 random frames, basic.json:21,23,11)"),
-    R("mve/dmc_*", "updates_per_step", 20,
-      f"{ST}config/core/basic.json:29 (frames_per_update 0.25 = 4 updates per frame); {TP}:40 (STFL's rate)",
-      "jaxdyna's choice: 20 SAC updates per env step, the rate of the DMC SAC baseline and MBPO, so the "
-      "comparison isolates the value target as on the Brax configs (where SAC and mve run 1)"),
-    R("steve/dmc_*", "algo", "steve", f"Buckman et al. 2018, sec. 3; {ST}config/core/basic.json:20 ('algo': 'ddpg')",
-      "SAC learner with the DMC SAC settings (STFL, the rows above) instead of DDPG (reference: 128-wide nets, "
-      "batch 512, 10000 random frames, basic.json:21,23,11)"),
-    R("steve/dmc_*", "updates_per_step", 20,
-      f"{ST}config/core/basic.json:29 (frames_per_update 0.25 = 4 updates per frame); {TP}:40 (STFL's rate)",
-      "jaxdyna's choice: 20 SAC updates per env step, the rate of the DMC SAC baseline and MBPO, so the "
-      "comparison isolates the value target as on the Brax configs (where SAC and steve run 1)"),
+    # MVE and STEVE: SAC at the DMC baseline's update rate (the same two rows for each)
+    *[row for algo, paper, learner in (("mve", "Feinberg et al. 2018", "SAC learner (as Palenicek et al. 2023)"),
+                                       ("steve", "Buckman et al. 2018", "SAC learner"))
+      for row in (
+          R(f"{algo}/dmc_*", "algo", algo, f"{paper}, sec. 3; {ST}config/core/basic.json:20 ('algo': 'ddpg')",
+            f"{learner} with the DMC SAC settings (STFL, the rows above) instead of DDPG "
+            "(reference: 128-wide nets, batch 512, 10000 random frames, basic.json:21,23,11)"),
+          R(f"{algo}/dmc_*", "updates_per_step", 20,
+            f"{ST}config/core/basic.json:29 (frames_per_update 0.25 = 4 updates per frame); {TP}:40 (STFL's rate)",
+            "jaxdyna's choice: 20 SAC updates per env step, the rate of the DMC SAC baseline and MBPO, so the "
+            f"comparison isolates the value target as on the Brax configs (where SAC and {algo} run 1)"))],
 ]
 del R
 
