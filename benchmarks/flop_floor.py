@@ -111,10 +111,11 @@ def main(argv=None) -> int:
     x = jnp.zeros((E, b, ens.sizes[0]))
     y = jnp.zeros((E, b, ens.out_size))
     per_update = flops(lambda s, k: parts.learn(s, k, hp), state, k_learn)   # its scan over updates: counted once
-    model_step = flops(lambda p, o: mdl.model_update(p, o, x, y, jnp.ones((E, b)), ens.weight_decay, hp.model_lr),
+    model_step = flops(lambda p, o: mdl.model_update(p, o, x, y, jnp.ones((E, b)), ens.weight_decay, hp.model_lr,
+                                                         ens.matmul_dtype),
                        state.model.params, state.model.opt)
     holdout = flops(lambda p: mdl._holdout_mse(p, jnp.zeros((h_max, ens.sizes[0])), jnp.zeros((h_max, ens.out_size)),
-                                               jnp.ones(h_max)), state.model.params)
+                                               jnp.ones(h_max), ens.matmul_dtype), state.model.params)
     eval_ret, eval_len = jax.jit(parts.evaluate)(state, k_eval)
     eval_len = float(eval_len)
 

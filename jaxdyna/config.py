@@ -26,6 +26,7 @@ MODELS = ("none", "learned", "oracle")
 ACTION_SOURCES = ("buffer", "policy", "random")
 TERMINATIONS = ("known", "learned", "never")
 STEVE_HEADS = ("min", "mean")
+MATMUL_DTYPES = ("float32", "bfloat16")
 MBPO_WEIGHT_DECAY = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)   # jannerm/mbpo mbpo/models/constructor.py
 
 
@@ -102,6 +103,9 @@ class Config:
     """Fraction of the training window held out to score epochs and rank elites."""
     model_max_holdout: int = 5_000
     """Cap on the holdout size."""
+    model_matmul: str = "float32"
+    """Ensemble matmul inputs (fit and imagination): float32 | bfloat16 (products summed in float32;
+    weights, Adam and everything else stay float32)."""
     termination: str = "known"
     """Termination in imagination: known (written from the Brax env) | learned | never."""
     rollout_batch_size: int = 100_000
@@ -191,7 +195,7 @@ ALL_KEYS = sorted(set(CONFIG_FIELDS) | set(HPARAM_FIELDS))
 
 _CHOICES = {"algo": ALGOS, "backend": BACKENDS, "model": MODELS,
             "action_source": ACTION_SOURCES, "termination": TERMINATIONS, "policy_std": POLICY_STDS,
-            "steve_heads": STEVE_HEADS}
+            "steve_heads": STEVE_HEADS, "model_matmul": MATMUL_DTYPES}
 
 
 def _coerce(name: str, value: Any, kind: type) -> Any:

@@ -38,6 +38,7 @@ class Ensemble(NamedTuple):
     elites: int
     learned_termination: bool
     weight_decay: tuple[float, ...]   # one coefficient per layer
+    matmul_dtype: str = "float32"     # dtype of the matmul inputs (cfg.model_matmul)
 
 
 @struct.dataclass
@@ -57,7 +58,7 @@ def make_ensemble(cfg, obs_size: int, act_size: int) -> Ensemble:
     decay = cfg.model_weight_decay * (n_layers if len(cfg.model_weight_decay) == 1 else 1)
     return Ensemble(sizes=(obs_size + act_size, *cfg.model_hidden, 2 * out), obs_size=obs_size,
                     act_size=act_size, out_size=out, members=cfg.ensemble_size, elites=cfg.num_elites,
-                    learned_termination=learned_term, weight_decay=tuple(decay))
+                    learned_termination=learned_term, weight_decay=tuple(decay), matmul_dtype=cfg.model_matmul)
 
 
 def model_init(ens: Ensemble, key: jax.Array) -> ModelState:
@@ -74,22 +75,30 @@ def model_init(ens: Ensemble, key: jax.Array) -> ModelState:
 
 
 # --- forward ------------------------------------------------------------------------------
-def _member_forward(layers, max_logvar, min_logvar, x):
+def _dense(x, w, b, dtype):
+    """x @ w + b with the product's inputs in `dtype`, summed in float32 (mixed precision)."""
+    if dtype == "float32":
+        return x @ w + b
+    return jnp.matmul(x.astype(dtype), w.astype(dtype), preferred_element_type=jnp.float32) + b
+
+
+def _member_forward(layers, max_logvar, min_logvar, x, dtype="float32"):
     for w, b in layers[:-1]:
-        x = jax.nn.swish(x @ w + b)
+        x = jax.nn.swish(_dense(x, w, b, dtype))
     w, b = layers[-1]
-    out = x @ w + b
+    out = _dense(x, w, b, dtype)
     mean, logvar = jnp.split(out, 2, axis=-1)
     logvar = max_logvar - jax.nn.softplus(max_logvar - logvar)
     logvar = min_logvar + jax.nn.softplus(logvar - min_logvar)
     return mean, logvar
 
 
-def ensemble_forward(params, x_norm):
-    """Normalised input [E, B, in] (or [B, in], shared) -> (mean, logvar) [E, B, out] in target units."""
+def ensemble_forward(params, x_norm, dtype: str = "float32"):
+    """Normalised input [E, B, in] (or [B, in], shared) -> (mean, logvar) [E, B, out] in target units.
+    `dtype`: the matmul inputs' dtype (`Ensemble.matmul_dtype`)."""
     in_axis = 0 if x_norm.ndim == 3 else None
-    return jax.vmap(_member_forward, in_axes=(0, None, None, in_axis))(
-        params["layers"], params["max_logvar"], params["min_logvar"], x_norm)
+    return jax.vmap(_member_forward, in_axes=(0, None, None, in_axis, None))(
+        params["layers"], params["max_logvar"], params["min_logvar"], x_norm, dtype)
 
 
 def normalised_inputs(model: ModelState, obs, act):
@@ -109,7 +118,7 @@ def _sample(mean, logvar, key):
 
 def predictive_std(ens: Ensemble, model: ModelState, obs, act):
     """Total predictive std (aleatoric + across-member spread) per sample, in target units."""
-    mean, logvar = ensemble_forward(model.params, normalised_inputs(model, obs, act))
+    mean, logvar = ensemble_forward(model.params, normalised_inputs(model, obs, act), ens.matmul_dtype)
     return jnp.sqrt(jnp.mean(jnp.exp(logvar), axis=0) + jnp.var(mean, axis=0))
 
 
@@ -160,21 +169,23 @@ def make_dynamics(cfg, ens: Ensemble | None, env) -> Dynamics:
         x = jnp.concatenate([x, jnp.zeros((share * e - b, x.shape[1]), x.dtype)])     # pad to e equal shares
         deal = jax.random.permutation(k_deal, share * e)                                 # slot j holds row deal[j]
         layers = jax.tree_util.tree_map(lambda p: p[model.elites], model.params["layers"])
-        mean, logvar = ensemble_forward({**model.params, "layers": layers}, x[deal].reshape(e, share, -1))
+        mean, logvar = ensemble_forward({**model.params, "layers": layers}, x[deal].reshape(e, share, -1),
+                                        ens.matmul_dtype)
         y = _sample(mean, logvar, k_noise).reshape(share * e, -1)
         y = jnp.zeros_like(y).at[deal].set(y)[:b]                                        # back to row order
         return decode(obs, y)
 
     def step_members(model: ModelState, obs, act, key):
-        mean, logvar = ensemble_forward(model.params, normalised_inputs(model, obs, act))   # [M, B, out]
+        mean, logvar = ensemble_forward(model.params, normalised_inputs(model, obs, act),
+                                        ens.matmul_dtype)                                    # [M, B, out]
         return decode(obs, _sample(mean, logvar, key))
 
     return Dynamics(step=step, step_members=step_members, members=ens.members)
 
 
 # --- fit model ----------------------------------------------------------------------------
-def _nll(params, x, y, weight, decay):
-    mean, logvar = ensemble_forward(params, x)
+def _nll(params, x, y, weight, decay, dtype="float32"):
+    mean, logvar = ensemble_forward(params, x, dtype)
     per_row = jnp.mean((mean - y) ** 2 * jnp.exp(-logvar) + logvar, axis=-1)          # [E, b]
     per_member = jnp.sum(per_row * weight, axis=1) / jnp.maximum(jnp.sum(weight, axis=1), 1.0)
     bounds = 0.01 * (jnp.sum(params["max_logvar"]) - jnp.sum(params["min_logvar"]))
@@ -182,15 +193,15 @@ def _nll(params, x, y, weight, decay):
     return jnp.sum(per_member) + bounds + l2
 
 
-def model_update(params, opt, x, y, weight, decay: tuple[float, ...], lr):
+def model_update(params, opt, x, y, weight, decay: tuple[float, ...], lr, dtype="float32"):
     """One Adam step of every member on its own batch: x [E, b, in], y [E, b, out], weight [E, b]."""
-    grads = jax.grad(_nll)(params, x, y, weight, decay)
+    grads = jax.grad(_nll)(params, x, y, weight, decay, dtype)
     updates, opt = _adam.update(grads, opt, params)
     return optax.apply_updates(params, jax.tree_util.tree_map(lambda u: -lr * u, updates)), opt
 
 
-def _holdout_mse(params, x, y, mask):
-    mean, _ = ensemble_forward(params, x)
+def _holdout_mse(params, x, y, mask, dtype="float32"):
+    mean, _ = ensemble_forward(params, x, dtype)
     err = jnp.mean((mean - y) ** 2, axis=-1)                         # [E, H]
     return jnp.sum(err * mask, axis=1) / jnp.maximum(jnp.sum(mask), 1.0)
 
@@ -245,7 +256,8 @@ def fit_model(cfg, ens: Ensemble, model: ModelState, real: rb.Buffer, key: jax.A
         pos = j * b + jnp.arange(b)                                   # this batch's positions
         idx = jnp.take_along_axis(boot, jnp.take(perm, jnp.minimum(pos, m_max - 1), axis=1), axis=1)
         weight = jnp.broadcast_to((pos < n_train).astype(jnp.float32), idx.shape)
-        params, opt = model_update(params, opt, x_all[idx], y_all[idx], weight, ens.weight_decay, hp.model_lr)
+        params, opt = model_update(params, opt, x_all[idx], y_all[idx], weight, ens.weight_decay, hp.model_lr,
+                                   ens.matmul_dtype)
         return params, opt, perm
 
     def epoch(state):
@@ -255,7 +267,7 @@ def fit_model(cfg, ens: Ensemble, model: ModelState, real: rb.Buffer, key: jax.A
         u = jax.random.uniform(k_shuffle, (ens.members, m_max))
         perm = jnp.argsort(jnp.where(cols < n_train, u, 2.0), axis=1)
         params, opt, _ = jax.lax.fori_loop(0, steps_per_epoch, train_step, (params, opt, perm))
-        loss = _holdout_mse(params, x_hold, y_hold, hold_mask)
+        loss = _holdout_mse(params, x_hold, y_hold, hold_mask, ens.matmul_dtype)
         improved = (best - loss) / best > 0.01
         keep = lambda p, q: jnp.where(improved.reshape((-1,) + (1,) * (p.ndim - 1)), p, q)
         best_layers = jax.tree_util.tree_map(keep, params["layers"], best_layers)

@@ -35,6 +35,7 @@ def test_round_trip():
     ({"algo": "mbpo", "num_elites": 9}, "num_elites"),
     ({"algo": "mbpo", "rollout_max_len": 5}, "rollout_max_len"),
     ({"policy_std": "gaussian"}, "policy_std: unknown .gaussian.; allowed: log_std, softplus"),
+    ({"algo": "mbpo", "model_matmul": "float16"}, "model_matmul: unknown .float16.; allowed: float32, bfloat16"),
 ])
 def test_bad_values_name_the_field(values, field):
     with pytest.raises(ConfigError, match=field) as e:
