@@ -23,7 +23,6 @@ import sys
 from pathlib import Path
 
 import jax
-import numpy as np
 
 from _timing import load_average, md_header, median, timed_call
 

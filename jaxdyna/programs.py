@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import pickle
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 
