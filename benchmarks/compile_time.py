@@ -27,22 +27,32 @@ from pathlib import Path
 ALGOS = ("sac", "dyna", "mbpo", "mve", "steve")
 
 
-def measure(algo: str, env: str, seeds: int, parts: bool, stored: bool = False) -> dict:
-    """Trace+lower and compile seconds of this process's programs (run in a fresh process);
-    `stored`: load them from the program store instead of tracing (filling it if empty)."""
+def measure(algo: str, env: str, seeds: int, parts: bool, mode: str = "serial") -> dict:
+    """Seconds to build this process's programs (run in a fresh process), batched over the runs as
+    the CLI batches them on this backend (`lax.map` on CPU, `vmap` on accelerators).
+
+    serial: trace+lower, then XLA compile, of `init` and then `advance`, timed apart (where the time
+        goes); stored: through the program store (jaxdyna/programs.py: load, or trace and fill
+        it), each program timed apart; cli: the sweep runner's own build, wall seconds from nothing
+        to both programs ready (`init` compiling on a thread while `advance` is traced and compiled).
+    """
     import jax
     import numpy as np
 
+    from jaxdyna import programs
     from jaxdyna.config import as_arrays, load_yaml, resolve, stack_hparams
-    from jaxdyna.sweep import run_keys
+    from jaxdyna.runner import _compile_both
+    from jaxdyna.sweep import batched, resolve_batching, run_keys
     from jaxdyna.train import make_train
 
+    t_start = time.perf_counter()
     values = load_yaml(f"configs/{algo}/{env}.yaml")
     cfg, hp = resolve(values)
     prog = make_train(cfg, num_evals=1)
     keys, hps = run_keys(np.arange(seeds)), stack_hparams([hp] * seeds)
     state = None
-    out = {}
+    out = {"batching": resolve_batching("auto")}
+    what = repr(cfg)
 
     def timed_build(name, fn, *args):
         t0 = time.perf_counter()
@@ -53,13 +63,18 @@ def measure(algo: str, env: str, seeds: int, parts: bool, stored: bool = False) 
         out[name] = {"trace_lower_seconds": t1 - t0, "compile_seconds": t2 - t1}
         return compiled
 
-    if stored:                   # the program store (jaxdyna/programs.py): load, then XLA from its cache
-        from jaxdyna import programs
-
-        what = repr(cfg)
+    if mode == "cli":
+        t0 = time.perf_counter()
+        init_fn = programs.build("init", what, lambda: batched(prog.init), (keys, hps))
+        state = init_fn.out_shapes
+        _compile_both(init_fn, (keys, hps), lambda: programs.build("advance", what, lambda: batched(prog.advance),
+                                                                   (state, hps)).compile(state, hps))
+        out["cli"] = {"wall_seconds": time.perf_counter() - t0, "setup_seconds": t0 - t_start}
+        return out
+    if mode == "stored":
         for name, fn, args_ in (("init", prog.init, (keys, hps)), ("advance", prog.advance, None)):
             t0 = time.perf_counter()
-            built = programs.build(name, what, lambda: jax.vmap(fn), args_ or (state, hps))
+            built = programs.build(name, what, lambda: batched(fn), args_ or (state, hps))
             t1 = time.perf_counter()
             built.compile(*(args_ or (state, hps)))
             t2 = time.perf_counter()
@@ -67,9 +82,9 @@ def measure(algo: str, env: str, seeds: int, parts: bool, stored: bool = False) 
                 state = built.out_shapes
             out[name] = {"trace_lower_seconds": t1 - t0, "compile_seconds": t2 - t1, "loaded": built.loaded}
         return out
-    timed_build("init", jax.vmap(prog.init), keys, hps)
-    state = jax.eval_shape(jax.vmap(prog.init), keys, hps)
-    timed_build("advance", jax.vmap(prog.advance), state, hps)
+    timed_build("init", batched(prog.init), keys, hps)
+    state = jax.eval_shape(batched(prog.init), keys, hps)
+    timed_build("advance", batched(prog.advance), state, hps)
     if parts:
         one = jax.eval_shape(prog.init, keys[0], as_arrays(hp))
         k = keys[0]
@@ -94,43 +109,63 @@ def main(argv=None) -> int:
     ap.add_argument("--name", default="cpu")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--cache", help=argparse.SUPPRESS)
-    ap.add_argument("--stored", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--mode", default="serial", help=argparse.SUPPRESS)
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="cold builds per algorithm, serial and as the CLI builds, alternating (default 1)")
     args = ap.parse_args(argv)
     if args.one:                                      # the child: one algorithm, one cache directory
         import jax
 
         jax.config.update("jax_compilation_cache_dir", args.cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        print(json.dumps(measure(args.one, args.env, args.seeds, args.parts, args.stored)))
+        print(json.dumps(measure(args.one, args.env, args.seeds, args.parts, args.mode)))
         return 0
 
     from jaxdyna.io import provenance
 
     command = "python benchmarks/compile_time.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    result = {"env": args.env, "seeds": args.seeds, "provenance": provenance(command), "algos": {}}
+    result = {"env": args.env, "seeds": args.seeds, "repeats": args.repeats, "cores": os.cpu_count(),
+              "provenance": provenance(command), "algos": {}}
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+
+    def child(algo, cache, mode, parts=False):
+        cmd = [sys.executable, __file__, "--one", algo, "--cache", cache, "--env", args.env,
+               "--seeds", str(args.seeds), "--mode", mode] + (["--parts"] if parts else [])
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise SystemExit(f"{algo} {mode}: {proc.stderr.strip().splitlines()[-1]}")
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(algo, mode, {k: round(sum(x for x in v.values() if isinstance(x, float)), 1)
+                           for k, v in out.items() if isinstance(v, dict)}, flush=True)
+        return out
+
     for algo in args.algos.split(","):
+        runs = {"cold": [], "cli": []}
+        for r in range(args.repeats):                 # each cold build in its own empty cache
+            for mode in ("serial", "cli"):
+                with tempfile.TemporaryDirectory() as cache:
+                    runs["cold" if mode == "serial" else mode].append(
+                        child(algo, cache, mode, parts=args.parts and r == 0 and mode == "serial"))
         with tempfile.TemporaryDirectory() as cache:
-            runs = {}
-            # cold: trace + compile from nothing; warm: the same again from the compilation cache;
+            # warm: traced again, XLA from the compilation cache the first process filled;
             # (untimed: fill the program store, as a sweep's first run does); stored: load + cache
-            for phase in ("cold", "warm", "fill", "stored"):
-                cmd = [sys.executable, __file__, "--one", algo, "--cache", cache, "--env", args.env,
-                       "--seeds", str(args.seeds)] + (["--parts"] if args.parts and phase == "cold" else []) \
-                    + (["--stored"] if phase in ("fill", "stored") else [])
-                proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-                if proc.returncode != 0:
-                    raise SystemExit(f"{algo} {phase}: {proc.stderr.strip().splitlines()[-1]}")
-                runs[phase] = json.loads(proc.stdout.strip().splitlines()[-1])
-                print(algo, phase, {k: round(v["trace_lower_seconds"] + v["compile_seconds"], 1)
-                                    for k, v in runs[phase].items()}, flush=True)
-            runs.pop("fill")
+            child(algo, cache, "serial")
+            runs["warm"] = child(algo, cache, "serial")
+            child(algo, cache, "stored")
+            runs["stored"] = child(algo, cache, "stored")
         result["algos"][algo] = runs
         save(result, args, command)
     return 0
 
 
+def _total(run: dict) -> float:
+    return sum(v["trace_lower_seconds"] + v["compile_seconds"] for k, v in run.items()
+               if k in ("init", "advance"))
+
+
 def save(result, args, command) -> None:
+    from statistics import median
+
     from _timing import md_header
 
     from jaxdyna.io import write_json, write_text
@@ -138,24 +173,28 @@ def save(result, args, command) -> None:
     out = Path(args.out)
     write_json(out / f"{args.name}.json", result)
     p = result["provenance"]
-    lines = md_header(f"Compile seconds per algorithm ({result['env']}, {result['seeds']} vmapped runs)", command, p) + [
-             "", "Each cell: trace + lower (stored: load) / XLA compile seconds, each phase a fresh process; warm = "
-             "the same programs again with the persistent compilation cache the cold process filled; stored = "
-             "loaded from the program store (`jaxdyna/programs.py`, what a sweep group built before pays), "
-             "compiled from the cache.", "",
-             "| algo | init cold | advance cold | init warm | advance warm | init stored | advance stored "
-             "| total cold | total warm | total stored |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    some = next(iter(result["algos"].values()))
+    lines = md_header(f"Compile seconds per algorithm ({result['env']}, {result['seeds']} runs per program, "
+                      f"batched with {some['cold'][0]['batching']})", command, p) + [
+        "", f"Medians of {result['repeats']} cold build(s) per column, each a fresh process with an empty "
+        "compilation cache, serial and CLI builds alternating. serial: trace + lower / XLA compile seconds of "
+        "`init`, then `advance`; CLI: wall seconds from nothing to both programs ready as the sweep runner "
+        "builds them (`init` compiles on a thread while `advance` is traced and compiled; exported to the "
+        "program store on the way). warm: traced again, XLA from the cache a first process filled; stored: "
+        "loaded from the program store and compiled from the cache (what a repeated run or sweep group pays).",
+        "", "| algo | init cold | advance cold | total cold, serial | **CLI cold (wall)** | CLI cold, each "
+        "| warm | stored |", "|---|---|---|---|---|---|---|---|"]
     for algo, runs in result["algos"].items():
-        cells = [f"{runs[ph][prog]['trace_lower_seconds']:.1f} / {runs[ph][prog]['compile_seconds']:.1f}"
-                 if ph in runs else "—" for ph in ("cold", "warm", "stored") for prog in ("init", "advance")]
-        totals = [sum(v["trace_lower_seconds"] + v["compile_seconds"] for k, v in runs[ph].items()
-                      if not k.startswith("part")) if ph in runs else float("nan") for ph in ("cold", "warm", "stored")]
-        lines.append(f"| {algo} | " + " | ".join(cells) + " | " + " | ".join(f"{t:.1f}" for t in totals) + " |")
-    partrows = [(a, k, v) for a, r in result["algos"].items() for k, v in r["cold"].items() if k.startswith("part")]
+        cells = [f"{median(r[prog]['trace_lower_seconds'] for r in runs['cold']):.1f} / "
+                 f"{median(r[prog]['compile_seconds'] for r in runs['cold']):.1f}" for prog in ("init", "advance")]
+        cli = [r["cli"]["wall_seconds"] for r in runs["cli"]]
+        lines.append(f"| {algo} | {cells[0]} | {cells[1]} | {median(map(_total, runs['cold'])):.1f} | "
+                     f"**{median(cli):.1f}** | {', '.join(f'{c:.1f}' for c in cli)} | {_total(runs['warm']):.1f} | "
+                     f"{_total(runs['stored']):.1f} |")
+    partrows = [(a, k, v) for a, r in result["algos"].items() for k, v in r["cold"][0].items() if k.startswith("part")]
     if partrows:
-        lines += ["", "Each part of the loop compiled alone (1 run, cold): trace + lower / compile seconds", "",
-                  "| algo | part | seconds |", "|---|---|---|"]
+        lines += ["", "Each part of the loop compiled alone (1 run, unbatched, first cold build): "
+                  "trace + lower / compile seconds", "", "| algo | part | seconds |", "|---|---|---|"]
         lines += [f"| {a} | {k[5:]} | {v['trace_lower_seconds']:.1f} / {v['compile_seconds']:.1f} |" for a, k, v in partrows]
     write_text(out / f"{args.name}.md", "\n".join(lines) + "\n")
 

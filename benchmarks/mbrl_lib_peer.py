@@ -34,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 MBRL_PINS = ["hydra-core==1.3.2", "omegaconf==2.3.0", "gymnasium==0.26.3", "numpy<1.25", "mujoco<3.3",
@@ -211,6 +213,7 @@ def ensure_venv(venv: Path, torch_spec: str) -> None:
 
 
 def run_block(side: str, python: str, child_args: list[str], cores: list[int], log: Path) -> dict:
+    """`side`: mbrl-lib, jaxdyna, or a jaxdyna variant ("jaxdyna model_matmul=bfloat16")."""
     """One side's run in a fresh process pinned to `cores`; its report plus the process's wall time."""
     n = str(len(cores))
     env = {**os.environ, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
@@ -221,7 +224,7 @@ def run_block(side: str, python: str, child_args: list[str], cores: list[int], l
     load_before, cpu = round(os.getloadavg()[0], 2), resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     with open(log, "w") as out:
-        proc = subprocess.run([python, str(HERE), side, "--report", str(report), "--threads", n,
+        proc = subprocess.run([python, str(HERE), side.split()[0], "--report", str(report), "--threads", n,
                                "--cores", ",".join(map(str, cores)), *child_args],
                               env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     wall, cpu_after = time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -236,17 +239,21 @@ KEYS = ("run_s", "with_compile_s", "end_to_end_s", "run_cpu_s", "end_to_end_cpu_
 
 
 def summarise(runs: list[dict]) -> tuple[dict, dict]:
-    med = {side: {k: statistics.median(r[k] for r in runs if r["side"] == side) for k in KEYS}
-           for side in ("jaxdyna", "mbrl-lib") if any(r["side"] == side for r in runs)}
-    ratio = {k: med["mbrl-lib"][k] / med["jaxdyna"][k] for k in KEYS[:5]} if len(med) == 2 else {}
+    """Medians per side, and mbrl-lib's over each jaxdyna side's (keyed by the jaxdyna side)."""
+    sides = list(dict.fromkeys(r["side"] for r in runs))
+    med = {side: {k: statistics.median(r[k] for r in runs if r["side"] == side) for k in KEYS} for side in sides}
+    ratio = {side: {k: med["mbrl-lib"][k] / med[side][k] for k in KEYS[:5]}
+             for side in sides if side.startswith("jaxdyna") and "mbrl-lib" in med}
     return med, ratio
 
 
 def save(out: Path, name: str, result: dict) -> None:
     from jaxdyna.io import write_json, write_text
-    result["medians"], result["ratios_mbrl_over_jaxdyna"] = summarise(result["runs"])
+    result["medians"], ratios = summarise(result["runs"])
+    result["ratios_mbrl_over_jaxdyna"] = ratios.get("jaxdyna", {})
+    result["ratios_mbrl_over"] = ratios
     write_json(out / f"{name}.json", result)
-    p, med, ratio = result["provenance"], result["medians"], result["ratios_mbrl_over_jaxdyna"]
+    p, med, ratios = result["provenance"], result["medians"], result["ratios_mbrl_over"]
     mv = next((r["versions"] for r in result["runs"] if r["side"] == "mbrl-lib"), {})
     lines = ["# jaxdyna vs mbrl-lib MBPO, inverted pendulum" + ("" if result["complete"] else " (INCOMPLETE)"), "",
              f"Command: `{result['command']}`  ", f"Git revision: `{p['git_revision']}`; device: {p['device']}  ",
@@ -263,8 +270,8 @@ def save(out: Path, name: str, result: dict) -> None:
     cols = ("run_s", "with_compile_s", "end_to_end_s", "run_cpu_s", "end_to_end_cpu_s")
     for side, m in med.items():
         lines.append(f"| {side} | " + " | ".join(f"{m[k]:.1f}" for k in cols) + f" | {m['compile_s']:.1f} |")
-    if ratio:
-        lines.append("| **mbrl-lib / jaxdyna** | " + " | ".join(f"**{ratio[k]:.2f}x**" for k in cols) + " | |")
+    for side, ratio in ratios.items():
+        lines.append(f"| **mbrl-lib / {side}** | " + " | ".join(f"**{ratio[k]:.2f}x**" for k in cols) + " | |")
     lines += ["", "Each block (final evaluation return is a sanity check that both learn; load = 1-min load average):",
               "", "| side | seed | run s | run CPU s | with compile s | SAC updates | model epochs per refit | "
               "eval returns | load |", "|---|---|---|---|---|---|---|---|---|"]
@@ -299,6 +306,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cores", default="0", help="CPU cores both sides are pinned to, e.g. 0 or 0,1 (default 0)")
     ap.add_argument("--seed0", type=int, default=0, help="block i uses seed seed0 + i on both sides")
     ap.add_argument("--smoke", action="store_true", help="tiny budgets to check the plumbing")
+    ap.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
+                    help="also run jaxdyna with this config value (repeatable; together one more side, "
+                         "alternating with the others), e.g. model_matmul=bfloat16")
     ap.add_argument("--config", default="configs/mbpo/inverted_pendulum.yaml")
     ap.add_argument("--venv", default=str(Path.home() / ".cache/jaxdyna/mbrl-venv"))
     ap.add_argument("--torch-spec", default="torch==2.13.0+cpu",
@@ -312,6 +322,17 @@ def main(argv=None) -> int:
     from jaxdyna.io import provenance
 
     cores = [int(c) for c in a.cores.split(",")]
+    variant = {}
+    for item in a.variant:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            ap.error(f"--variant: expected KEY=VALUE, got {item!r}")
+        variant[key] = yaml.safe_load(value)
+    from jaxdyna.config import ConfigError, load_yaml, resolve
+    try:                                      # refuse a bad value now, not after the first blocks
+        resolve({**load_yaml(ROOT / a.config), **JAX_OVERRIDES, **variant})
+    except ConfigError as e:
+        ap.error(f"--variant: {e}")
     venv, work, out, name = Path(a.venv), Path(a.work), ROOT / a.out, a.name or ("smoke" if a.smoke else "peer")
     ensure_venv(venv, a.torch_spec)
     mbrl_over = [f"{k}={v}" for k, v in {**MBRL_OVERRIDES, **(SMOKE_MBRL if a.smoke else {})}.items()]
@@ -321,15 +342,18 @@ def main(argv=None) -> int:
     result = {"command": command, "provenance": provenance(command), "repeats": a.repeats, "complete": False,
               "settings": {"budget": budget, "cores": a.cores, "threads": len(cores), "smoke": a.smoke,
                            "jaxdyna_config": a.config, "jaxdyna_overrides": jax_over, "mbrl_overrides": mbrl_over,
-                           "mbrl_pins": MBRL_PINS, "venv": str(venv)},
+                           "mbrl_pins": MBRL_PINS, "venv": str(venv), "variant": variant},
               "differences": DIFFERENCES, "runs": []}
+    sides = {"jaxdyna": jax_over}
+    if variant:
+        sides["jaxdyna " + " ".join(f"{k}={v}" for k, v in variant.items())] = {**jax_over, **variant}
     for i in range(a.repeats):
         seed = a.seed0 + i
-        for side in ("jaxdyna", "mbrl-lib"):
-            wdir = work / f"{name}-{side}-{i}"
+        for side in (*sides, "mbrl-lib"):
+            wdir = work / f"{name}-{side.replace(' ', '-').replace('=', '-')}-{i}"
             wdir.mkdir(parents=True, exist_ok=True)
-            if side == "jaxdyna":
-                args = [sys.executable, ["--config", a.config, "--overrides-json", json.dumps(jax_over)]]
+            if side in sides:
+                args = [sys.executable, ["--config", a.config, "--overrides-json", json.dumps(sides[side])]]
             else:
                 args = [str(venv / "bin" / "python"), ["--work", str(wdir)] + [f"--override={o}" for o in mbrl_over]]
             r = run_block(side, args[0], args[1] + ["--seed", str(seed)], cores, wdir / "log.txt")
@@ -339,7 +363,7 @@ def main(argv=None) -> int:
             save(out, name, result)
     result["complete"] = True
     save(out, name, result)
-    print(json.dumps(result["ratios_mbrl_over_jaxdyna"]), flush=True)
+    print(json.dumps(result["ratios_mbrl_over"]), flush=True)
     return 0
 
 

@@ -34,6 +34,7 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -293,6 +294,20 @@ def _checkpointer(path: Path):
     return ocp.CheckpointManager(path.resolve(), options=opts)
 
 
+def _compile_both(init_fn: programs.Built | None, init_args: tuple, build_advance: Callable[[], programs.Built]):
+    """Build and compile `advance` while XLA compiles `init` on another thread (None: a restored
+    group, which needs no `init`). XLA releases the GIL while it compiles, so tracing `advance` and
+    the serial phases of one compilation overlap the other (MBPO on 2 cores: about 5 s of 33 s).
+    Both are the same programs as compiled one after the other."""
+    if init_fn is None:
+        return build_advance()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        init_done = pool.submit(init_fn.compile, *init_args)
+        advance = build_advance()
+        init_done.result()
+    return advance
+
+
 def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: bool, stop: Interrupt,
               progress: Callable[[int, int], None], loggers: list, mesh: Mesh | None = None,
               lock: threading.Lock | None = None) -> bool:
@@ -329,18 +344,19 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
         sharding = NamedSharding(mesh, PartitionSpec("runs"))
         abstract = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
                                           init_fn.out_shapes)
+        restore_step = ckpt.latest_step() if resume else None
+        compiled_adv = _compile_both(init_fn if restore_step is None else None, (keys, hps),
+                                     lambda: programs.build("advance", what, lambda: over(prog().advance),
+                                                            (abstract, hps), donate=0).compile(abstract, hps))
         start, metrics, diverged = 0, None, np.zeros(n, bool)
-        if resume and ckpt.latest_step() is not None:
-            step = ckpt.latest_step()
-            restored = ckpt.restore(step, args=ocp.args.Composite(
+        if restore_step is not None:
+            restored = ckpt.restore(restore_step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(_drop_empty(abstract)), meta=ocp.args.JsonRestore()))
-            state, start, meta = _restore_empty(abstract, restored["state"]), int(step), restored["meta"]
+            state, start, meta = _restore_empty(abstract, restored["state"]), int(restore_step), restored["meta"]
             metrics = {k: np.asarray(v, dtype=meta["dtypes"][k]) for k, v in meta["metrics"].items()}
             diverged = np.asarray(meta["diverged"], bool)
         else:
             state = init_fn(keys, hps)
-        compiled_adv = programs.build("advance", what, lambda: over(prog().advance), (abstract, hps),
-                                      donate=0).compile(abstract, hps)
         seconds["compile_seconds"] += time.perf_counter() - t0
         for c in range(start, chunks):
             if stop.requested:
