@@ -22,6 +22,7 @@ import jax
 import numpy as np
 
 from _timing import md_header, timed
+from scaling import one_period
 
 from jaxdyna.config import load_yaml, parse_set, resolve, stack_hparams, to_dict
 from jaxdyna.io import provenance, write_json, write_text
@@ -41,12 +42,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     command = "python benchmarks/mbpo_throughput.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
 
-    values = {**load_yaml(args.config), **parse_set(args.set)}
-    values["eval_episodes"] = 1
-    values["warmup_steps"] = max(int(values.get("warmup_steps", 5000)), 1)
-    values["eval_every"] = int(values.get("model_train_freq", 250)) * args.chunks
-    values["total_steps"] = values["warmup_steps"] + values["eval_every"]
-    cfg, hp = resolve(values)
+    cfg, hp = resolve(one_period({**load_yaml(args.config), **parse_set(args.set)}, args.chunks))
     prog = make_train(cfg, num_evals=1)
     result = {"settings": to_dict(cfg, hp), "overrides": parse_set(args.set), "timed_env_steps": cfg.eval_every,
               "repeats": args.repeats, "provenance": provenance(command),
