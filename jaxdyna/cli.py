@@ -399,6 +399,13 @@ def quiet_third_party() -> None:
             print(line)
 
 
+def skip_warp() -> None:
+    """Keep mujoco.mjx from importing its Warp backend. Playground depends on warp-lang, and with it
+    installed `import brax` defines Warp's kernels (about 1.7 s of every command's start on a CPU
+    core); jaxdyna runs MJX in JAX only (`jaxdyna.envs.PlaygroundEnv`), so the CLI never uses them."""
+    sys.modules.setdefault("warp", None)       # `import warp` then fails, and mujoco.mjx goes without
+
+
 def enable_compile_cache(disabled: bool = False) -> None:
     """JAX's persistent compilation cache in a user cache directory: a program compiled before
     (same code, config and device) loads in seconds. `JAXDYNA_CACHE_DIR` moves it; `--no-cache`
@@ -432,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "render":                # MuJoCo reads it on import: headless OpenGL by default
             import os
             os.environ.setdefault("MUJOCO_GL", "egl")
+        skip_warp()
         if not args.verbose:
             quiet_third_party()
         return args.func(args)
