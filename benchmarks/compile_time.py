@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -34,7 +35,8 @@ def measure(algo: str, env: str, seeds: int, parts: bool, mode: str = "serial") 
     serial: trace+lower, then XLA compile, of `init` and then `advance`, timed apart (where the time
         goes); stored: through the program store (jaxdyna/programs.py: load, or trace and fill
         it), each program timed apart; cli: the sweep runner's own build, wall seconds from nothing
-        to both programs ready (`init` compiling on a thread while `advance` is traced and compiled).
+        to both programs ready (`init` compiling on a thread while `advance` is traced and compiled,
+        both exported to the program store on the way); cli_serial: the same, one after the other.
     """
     import jax
     import numpy as np
@@ -63,13 +65,15 @@ def measure(algo: str, env: str, seeds: int, parts: bool, mode: str = "serial") 
         out[name] = {"trace_lower_seconds": t1 - t0, "compile_seconds": t2 - t1}
         return compiled
 
-    if mode == "cli":
+    if mode in ("cli", "cli_serial"):
         t0 = time.perf_counter()
         init_fn = programs.build("init", what, lambda: batched(prog.init), (keys, hps))
         state = init_fn.out_shapes
         _compile_both(init_fn, (keys, hps), lambda: programs.build("advance", what, lambda: batched(prog.advance),
-                                                                   (state, hps)).compile(state, hps))
-        out["cli"] = {"wall_seconds": time.perf_counter() - t0, "setup_seconds": t0 - t_start}
+                                                                   (state, hps)).compile(state, hps),
+                      concurrent=mode == "cli")
+        out[mode] = {"wall_seconds": time.perf_counter() - t0, "setup_seconds": t0 - t_start}
+        out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         return out
     if mode == "stored":
         for name, fn, args_ in (("init", prog.init, (keys, hps)), ("advance", prog.advance, None)):
@@ -85,6 +89,7 @@ def measure(algo: str, env: str, seeds: int, parts: bool, mode: str = "serial") 
     timed_build("init", batched(prog.init), keys, hps)
     state = jax.eval_shape(batched(prog.init), keys, hps)
     timed_build("advance", batched(prog.advance), state, hps)
+    out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if parts:
         one = jax.eval_shape(prog.init, keys[0], as_arrays(hp))
         k = keys[0]
@@ -140,9 +145,9 @@ def main(argv=None) -> int:
         return out
 
     for algo in args.algos.split(","):
-        runs = {"cold": [], "cli": []}
+        runs = {"cold": [], "cli": [], "cli_serial": []}
         for r in range(args.repeats):                 # each cold build in its own empty cache
-            for mode in ("serial", "cli"):
+            for mode in ("serial", "cli", "cli_serial"):
                 with tempfile.TemporaryDirectory() as cache:
                     runs["cold" if mode == "serial" else mode].append(
                         child(algo, cache, mode, parts=args.parts and r == 0 and mode == "serial"))
@@ -161,6 +166,12 @@ def main(argv=None) -> int:
 def _total(run: dict) -> float:
     return sum(v["trace_lower_seconds"] + v["compile_seconds"] for k, v in run.items()
                if k in ("init", "advance"))
+
+
+def _rss(runs: list) -> str:
+    from statistics import median
+
+    return f"{median(r['peak_rss_bytes'] for r in runs) / 2**30:.2f}"
 
 
 def save(result, args, command) -> None:
@@ -182,15 +193,20 @@ def save(result, args, command) -> None:
         "builds them (`init` compiles on a thread while `advance` is traced and compiled; exported to the "
         "program store on the way). warm: traced again, XLA from the cache a first process filled; stored: "
         "loaded from the program store and compiled from the cache (what a repeated run or sweep group pays).",
+        "CLI one by one: the CLI's build with `init` compiled before `advance` is traced (what the CLI did "
+        "before the overlap). Peak RSS: the build process's peak resident memory (median).",
         "", "| algo | init cold | advance cold | total cold, serial | **CLI cold (wall)** | CLI cold, each "
-        "| warm | stored |", "|---|---|---|---|---|---|---|---|"]
+        "| CLI one by one | warm | stored | peak RSS GiB: serial / CLI / CLI one by one |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
     for algo, runs in result["algos"].items():
         cells = [f"{median(r[prog]['trace_lower_seconds'] for r in runs['cold']):.1f} / "
                  f"{median(r[prog]['compile_seconds'] for r in runs['cold']):.1f}" for prog in ("init", "advance")]
         cli = [r["cli"]["wall_seconds"] for r in runs["cli"]]
+        one_by_one = [r["cli_serial"]["wall_seconds"] for r in runs["cli_serial"]]
         lines.append(f"| {algo} | {cells[0]} | {cells[1]} | {median(map(_total, runs['cold'])):.1f} | "
-                     f"**{median(cli):.1f}** | {', '.join(f'{c:.1f}' for c in cli)} | {_total(runs['warm']):.1f} | "
-                     f"{_total(runs['stored']):.1f} |")
+                     f"**{median(cli):.1f}** | {', '.join(f'{c:.1f}' for c in cli)} | {median(one_by_one):.1f} | "
+                     f"{_total(runs['warm']):.1f} | {_total(runs['stored']):.1f} | {_rss(runs['cold'])} / "
+                     f"{_rss(runs['cli'])} / {_rss(runs['cli_serial'])} |")
     partrows = [(a, k, v) for a, r in result["algos"].items() for k, v in r["cold"][0].items() if k.startswith("part")]
     if partrows:
         lines += ["", "Each part of the loop compiled alone (1 run, unbatched, first cold build): "

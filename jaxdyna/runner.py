@@ -294,12 +294,16 @@ def _checkpointer(path: Path):
     return ocp.CheckpointManager(path.resolve(), options=opts)
 
 
-def _compile_both(init_fn: programs.Built | None, init_args: tuple, build_advance: Callable[[], programs.Built]):
+def _compile_both(init_fn: programs.Built | None, init_args: tuple, build_advance: Callable[[], programs.Built],
+                  concurrent: bool = True):
     """Build and compile `advance` while XLA compiles `init` on another thread (None: a restored
     group, which needs no `init`). XLA releases the GIL while it compiles, so tracing `advance` and
     the serial phases of one compilation overlap the other (MBPO on 2 cores: about 5 s of 33 s).
-    Both are the same programs as compiled one after the other."""
+    Both are the same programs as compiled one after the other (`concurrent=False`)."""
     if init_fn is None:
+        return build_advance()
+    if not concurrent:
+        init_fn.compile(*init_args)
         return build_advance()
     with ThreadPoolExecutor(max_workers=1) as pool:
         init_done = pool.submit(init_fn.compile, *init_args)
