@@ -150,7 +150,9 @@ def plot(result: dict, path: Path) -> None:
         ax.set_yscale("log")
         ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}"))
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}"))
+        lo, hi = ax.get_ylim()                # label the minor ticks only where no decade is marked
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter() if hi / lo > 10 else
+                                     matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}"))
         ax.set_xlabel("seeds in one program")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
