@@ -213,8 +213,8 @@ def ensure_venv(venv: Path, torch_spec: str) -> None:
 
 
 def run_block(side: str, python: str, child_args: list[str], cores: list[int], log: Path) -> dict:
-    """`side`: mbrl-lib, jaxdyna, or a jaxdyna variant ("jaxdyna model_matmul=bfloat16")."""
-    """One side's run in a fresh process pinned to `cores`; its report plus the process's wall time."""
+    """One side's run in a fresh process pinned to `cores`; its report plus the process's wall time.
+    `side`: mbrl-lib, jaxdyna, or a jaxdyna variant ("jaxdyna model_matmul=bfloat16")."""
     n = str(len(cores))
     env = {**os.environ, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
     if len(cores) == 1:

@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from _timing import md_header, timed
+
 ALGOS = ("sac", "dyna", "mbpo", "mve", "steve")
 HERE = Path(__file__).resolve()
 
@@ -61,13 +63,7 @@ def cell(algo: str, env: str, n: int, overrides: dict, chunks: int, repeats: int
     t1 = time.perf_counter()
     advance = jax.jit(batched(prog.advance, batching)).lower(states, hps).compile()
     t2 = time.perf_counter()
-    jax.block_until_ready(advance(states, hps))
-    seconds = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(advance(states, hps))
-        seconds.append(time.perf_counter() - t)
-    med = float(np.median(seconds))
+    med, seconds = timed(advance, states, hps, repeats=repeats)
     plan = advance.memory_analysis()
     planned = (None if plan is None else int(plan.argument_size_in_bytes + plan.output_size_in_bytes
                                                + plan.temp_size_in_bytes))
@@ -75,7 +71,7 @@ def cell(algo: str, env: str, n: int, overrides: dict, chunks: int, repeats: int
         stats = jax.devices()[0].memory_stats() or {}
     except Exception:  # noqa: BLE001 - not every backend reports memory
         stats = {}
-    return {"batching": resolve_batching(batching), "compile_seconds": (t1 - t0) + (t2 - t1),
+    return {"batching": resolve_batching(batching), "compile_seconds": t2 - t0,
             "init_compile_and_run_seconds": t1 - t0, "advance_compile_seconds": t2 - t1,
             "advance_seconds": seconds, "advance_seconds_median": med, "timed_env_steps_per_seed": cfg.eval_every,
             "env_steps_per_second": n * cfg.eval_every / med, "device_peak_bytes": stats.get("peak_bytes_in_use"),
@@ -88,9 +84,6 @@ def _gib(x) -> str:
 
 def save(result: dict, out: Path, name: str, command: str) -> None:
     """JSON, Markdown table and plot of the cells measured so far (each written atomically)."""
-    sys.path.insert(0, str(HERE.parent))
-    from _timing import md_header
-
     from jaxdyna.io import write_json, write_text
 
     write_json(out / f"{name}.json", result)
