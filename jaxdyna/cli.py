@@ -106,8 +106,8 @@ def cmd_run(args) -> int:
                        intro=lambda: f"jaxdyna: {cfg.algo} on {cfg.env} ({cfg.backend}), {args.seeds} seed(s), "
                                      f"{cfg.total_steps} env steps, device {jax.devices()[0].device_kind}; writing {out}",
                        resume_hint="the same command and --resume")
-    if outcome is None:
-        return 130
+    if isinstance(outcome, int):              # stopped early: the exit code
+        return outcome
     summary = outcome.summary
     g = summary["groups"]["g00"]
     with np.load(out / "groups" / "g00" / "metrics.npz") as metrics:
@@ -150,8 +150,8 @@ def cmd_compare(args) -> int:
                        intro=lambda: describe(plan) + f"\njaxdyna: {len(jax.devices())} device(s) "
                        f"({jax.devices()[0].device_kind}); writing {out}",
                        resume_hint=f"the same command with --out {out} --resume")
-    if outcome is None:
-        return 130
+    if isinstance(outcome, int):              # stopped early: the exit code
+        return outcome
     report = _sweep_report(out, args)
     for env, e in report["envs"].items():
         for arm in e["arms"]:
@@ -164,8 +164,9 @@ def cmd_compare(args) -> int:
 
 
 def _execute(plan, out: Path, source_text: str, args, intro, resume_hint: str):
-    """Check --out and memory, print `intro()`, run the plan; the outcome, or None when it stopped early
-    (Ctrl-C: what finished is kept and the directory is marked incomplete)."""
+    """Check --out and memory, print `intro()`, run the plan; the outcome, or the exit code when it
+    stopped early (Ctrl-C: 130; --time-limit: EXIT_TIME_LIMIT). What finished is kept and the directory
+    is marked incomplete, for --resume."""
     import jax
 
     from jaxdyna.loggers import make_loggers
@@ -190,12 +191,12 @@ def _execute(plan, out: Path, source_text: str, args, intro, resume_hint: str):
                f"continue with: {resume_hint}")
     try:
         outcome = run_plan(plan, out, source_text, args.command_line, batching=args.batching, resume=args.resume,
-                           show_progress=not args.quiet, loggers=loggers)
+                           show_progress=not args.quiet, loggers=loggers, time_limit=args.time_limit)
     except KeyboardInterrupt:                 # before the loop's own handler, or a second Ctrl-C
         outcome = None
     if outcome is None or not outcome.complete:
         print(stopped, file=sys.stderr)
-        return None
+        return EXIT_TIME_LIMIT if outcome is not None and outcome.timed_out else 130
     return outcome
 
 
@@ -236,8 +237,8 @@ def cmd_sweep(args) -> int:
                        intro=lambda: describe(plan) + f"\njaxdyna: {len(jax.devices())} device(s) "
                        f"({jax.devices()[0].device_kind}), {jax.process_count()} process(es); writing {out}",
                        resume_hint=f"jaxdyna sweep {args.sweep} --out {out} --resume")
-    if outcome is None:
-        return 130
+    if isinstance(outcome, int):              # stopped early: the exit code
+        return outcome
     if jax.process_index() == 0:
         _sweep_report(out, args)
         print(f"jaxdyna: sweep complete; wrote {out}", file=sys.stderr)
@@ -296,6 +297,32 @@ def cmd_render(args) -> int:
     return 0
 
 
+EXIT_TIME_LIMIT = 75      # EX_TEMPFAIL: --time-limit stopped a run that --resume continues
+
+
+def parse_duration(text: str) -> float:
+    """--time-limit: seconds, or a number with a unit (s, m, h), e.g. 9.5m or 2h."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    t = text.strip().lower()
+    scale = units.get(t[-1:], None)
+    try:
+        value = float(t[:-1] if scale else t) * (scale or 1.0)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive duration in seconds or with a unit s, m or h "
+                                         f"(e.g. 600, 9.5m, 2h), got {text!r}")
+    return value
+
+
+def _run_flags(p) -> None:
+    """Flags of every command that runs a plan."""
+    p.add_argument("--time-limit", type=parse_duration, metavar="DURATION",
+                   help="wall-clock limit (600, 9.5m, 2h): no chunk starts that would, at the last chunk's pace, "
+                   f"end past it; the run stops resumable (--resume) with exit code {EXIT_TIME_LIMIT}")
+    _logging_flags(p)
+
+
 def _logging_flags(p) -> None:
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard event files (DIR/tb)")
     p.add_argument("--wandb", metavar="PROJECT", help="also log every run to Weights & Biases project PROJECT "
@@ -319,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--overwrite", action="store_true", help="replace what --out holds")
     r.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    _logging_flags(r)
+    _run_flags(r)
     r.set_defaults(func=cmd_run)
     c = sub.add_parser("compare", help="run several configs on the same seeds as one sweep, then its report "
                        "(default: MBPO vs Dyna vs SAC on inverted_pendulum, sized for a laptop CPU)")
@@ -333,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.add_argument("--overwrite", action="store_true", help="replace what --out holds")
     c.add_argument("--resume", action="store_true", help="continue an interrupted comparison in --out")
-    _logging_flags(c)
+    _run_flags(c)
     c.set_defaults(func=cmd_compare)
     w = sub.add_parser("sweep", help="run a sweep file (configs x grid x seeds; resumable, sharded over devices)")
     w.add_argument("sweep", help="sweep YAML: configs, seeds, set, grid (see README)")
@@ -347,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--coordinator", help="multi-process: HOST:PORT of process 0")
     w.add_argument("--num-processes", type=int, help="multi-process: number of processes")
     w.add_argument("--process-id", type=int, help="multi-process: this process's index")
-    _logging_flags(w)
+    _run_flags(w)
     w.set_defaults(func=cmd_sweep)
     v = sub.add_parser("render", help="write a replay of a run's final policy (Brax: HTML viewer; "
                        "Playground: GIF or MP4 where MuJoCo can render)")

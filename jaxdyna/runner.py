@@ -63,6 +63,7 @@ class Interrupt:
 
     def __init__(self):
         self.requested = False
+        self.timed_out = False          # set when a time limit, not a signal, stopped the loop
         self._old = {}
 
     def __enter__(self):
@@ -88,6 +89,7 @@ class Interrupt:
 class Outcome:
     complete: bool
     summary: dict[str, Any]
+    timed_out: bool = False         # stopped by `time_limit` (resumable), not by a signal
 
 
 # --- the run axis over devices ------------------------------------------------------------
@@ -224,7 +226,7 @@ class Outputs:
         return self.status.get("groups", {}).get(g.name, {}).get("status") == "done"
 
     def record(self, g: Group, metrics: dict[str, np.ndarray], diverged: np.ndarray, evals_done: int,
-               done: bool, seconds: dict[str, float]) -> None:
+               done: bool, seconds: dict[str, float], chunk_seconds: list[float] = ()) -> None:
         if not self.writer:
             return
         _save_npz(self.group_dir(g) / "metrics.npz", {**metrics, "_diverged": diverged.astype(np.int8)})
@@ -232,6 +234,8 @@ class Outputs:
         entry.update({"status": "done" if done else "running", "evals_done": evals_done,
                       "diverged": [run_label(s, seed) for (s, seed), d in zip(g.run_table(), diverged) if d],
                       **{k: round(v, 2) for k, v in seconds.items()}})
+        if chunk_seconds:
+            entry["chunk_seconds"] = [round(t, 3) for t in chunk_seconds]
         self.save_status()
         self.rebuild_csv()
 
@@ -253,7 +257,7 @@ class Outputs:
             path = self.group_dir(g) / "metrics.npz"
             entry = self.status["groups"][g.name]
             summary["groups"][g.name] = {k: entry.get(k) for k in ("status", "evals_done", "compile_seconds",
-                                                                   "run_seconds", "algo", "env")}
+                                                                   "run_seconds", "chunk_seconds", "algo", "env")}
             if not path.is_file():
                 continue
             m = _load_npz(path)
@@ -315,9 +319,10 @@ def _compile_both(init_fn: programs.Built | None, init_args: tuple, build_advanc
 
 def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: bool, stop: Interrupt,
               progress: Callable[[int, int], None], loggers: list, mesh: Mesh | None = None,
-              lock: threading.Lock | None = None) -> bool:
+              lock: threading.Lock | None = None, deadline: float | None = None) -> bool:
     """Run (or finish) one group on `mesh` (every device by default); True when all its evaluations
-    are done. `lock` guards the shared outputs when groups run side by side."""
+    are done. `lock` guards the shared outputs when groups run side by side. With a `deadline`
+    (`time.perf_counter()` seconds) no chunk starts that would, at the last chunk's pace, end after it."""
     import orbax.checkpoint as ocp
 
     mesh = mesh or _mesh()
@@ -335,6 +340,7 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
     part_metrics, part_diverged = [], []
     before = outputs.status["groups"][g.name] if resume else {}     # a resumed group adds to its seconds
     seconds = {k: float(before.get(k) or 0.0) for k in ("compile_seconds", "run_seconds")}
+    chunk_seconds = list(before.get("chunk_seconds") or [])
     done_all = True
     for part in range(g.parts):
         rows = table[part * per_part:(part + 1) * per_part]
@@ -366,11 +372,17 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
         for c in range(start, chunks):
             if stop.requested:
                 break
+            if deadline is not None and time.perf_counter() + (chunk_seconds[-1] if chunk_seconds else 0.0) > deadline:
+                stop.requested = stop.timed_out = True
+                print(f"\njaxdyna: time limit: not starting chunk {c + 1}/{chunks} of {g.name}, which would end "
+                      "past it", file=sys.stderr, flush=True)
+                break
             t1 = time.perf_counter()
             state, m = compiled_adv(state, hps)
             finite = _fetch(finite_fn(state))[:n]
             m = {k: v[:n] for k, v in _fetch(m).items()}
-            seconds["run_seconds"] += time.perf_counter() - t1
+            chunk_seconds.append(time.perf_counter() - t1)
+            seconds["run_seconds"] += chunk_seconds[-1]
             losses_ok = np.all([np.all(np.isfinite(m[k]), axis=1) for k in LOSSES if k in m], axis=0)
             diverged |= ~(finite.astype(bool) & losses_ok)
             metrics = m if metrics is None else {k: np.concatenate([metrics[k], m[k]], axis=1) for k in m}
@@ -384,7 +396,7 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
             all_m = _merge_parts(part_metrics + [metrics])
             all_d = np.concatenate(part_diverged + [diverged])
             with lock:
-                outputs.record(g, all_m, all_d, evals, done=False, seconds=seconds)
+                outputs.record(g, all_m, all_d, evals, done=False, seconds=seconds, chunk_seconds=chunk_seconds)
                 if outputs.writer:
                     for logger in loggers:
                         logger.log(g, rows, m)
@@ -399,7 +411,7 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
     if done_all:
         with lock:
             outputs.record(g, _merge_parts(part_metrics), np.concatenate(part_diverged), g.cfg.num_evals,
-                           done=True, seconds=seconds)
+                           done=True, seconds=seconds, chunk_seconds=chunk_seconds)
     return done_all
 
 
@@ -459,7 +471,7 @@ def _progress(bar) -> Callable[[int, int], None]:
 
 
 def _run_groups(plan: Plan, pending: list[Group], meshes: list[Mesh], outputs: Outputs, batching: str,
-                resume: bool, stop: Interrupt, bar, loggers: list) -> bool:
+                resume: bool, stop: Interrupt, bar, loggers: list, deadline: float | None = None) -> bool:
     """Every pending group, one after another on one device block or side by side on several
     (one thread per block takes the next group; XLA runs each block's program on its own cores).
     True when all finished; an error in one group stops the others after their chunk and is raised."""
@@ -480,7 +492,7 @@ def _run_groups(plan: Plan, pending: list[Group], meshes: list[Mesh], outputs: O
                 running[g.name] = f"{g.name} ({g.cfg.algo})"
                 describe_running()
             try:
-                ok = run_group(plan, g, outputs, batching, resume, stop, _progress(bar), loggers, mesh, lock)
+                ok = run_group(plan, g, outputs, batching, resume, stop, _progress(bar), loggers, mesh, lock, deadline)
             except BaseException as e:  # noqa: BLE001 - re-raised by the caller's thread
                 failed.append(e)
                 stop.requested = True
@@ -507,9 +519,12 @@ def _run_groups(plan: Plan, pending: list[Group], meshes: list[Mesh], outputs: O
 
 
 def run_plan(plan: Plan, out: Path, sweep_text: str, command: str, batching: str = "auto",
-             resume: bool = False, show_progress: bool = True, loggers: list = ()) -> Outcome:
-    """Run every group of `plan` into `out`; stops cleanly (incomplete) on Ctrl-C. `loggers`
-    (`jaxdyna.loggers`) get every chunk's metrics on the host."""
+             resume: bool = False, show_progress: bool = True, loggers: list = (),
+             time_limit: float | None = None) -> Outcome:
+    """Run every group of `plan` into `out`; stops cleanly (incomplete) on Ctrl-C, or before the first
+    chunk that would end more than `time_limit` seconds after the call (a job's wall-clock limit);
+    either way `resume=True` continues it. `loggers` (`jaxdyna.loggers`) get every chunk's metrics
+    on the host."""
     writer = jax.process_index() == 0
     outputs = Outputs(plan, out, command, writer)
     outputs.start(sweep_text, resume)
@@ -522,12 +537,13 @@ def run_plan(plan: Plan, out: Path, sweep_text: str, command: str, batching: str
     pending = [g for g in plan.groups if not outputs.group_done(g)]
     meshes = worker_meshes(pending, plan.side_by_side)
     t0 = time.perf_counter()
+    deadline = None if time_limit is None else t0 + time_limit
     with Interrupt() as stop:
-        complete = _run_groups(plan, pending, meshes, outputs, batching, resume, stop, bar, list(loggers))
+        complete = _run_groups(plan, pending, meshes, outputs, batching, resume, stop, bar, list(loggers), deadline)
     outputs.status["wall_seconds"] = round(outputs.status.get("wall_seconds", 0.0) + time.perf_counter() - t0, 2)
     if bar is not None:
         bar.close()
     for logger in loggers:
         logger.close()
     summary = outputs.finish(complete)
-    return Outcome(complete=complete, summary=summary)
+    return Outcome(complete=complete, summary=summary, timed_out=stop.timed_out and not complete)

@@ -9,7 +9,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import hopper_paper_run  # noqa: E402
 import mbrl_lib_peer  # noqa: E402
+import physics_latency  # noqa: E402
 import scaling  # noqa: E402
 
 
@@ -58,3 +60,69 @@ def test_scaling_table_and_plot(tmp_path):
     assert "| mbpo | 2 | | failed: RESOURCE_EXHAUSTED: out of memory |" in table
     assert json.loads((tmp_path / "t.json").read_text())["cells"]["sac/2"]["env_steps_per_second"] == 180.0
     assert (tmp_path / "t.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--algos", "mbpo,ppo"], ["--algos", "ppo", "mbpo, sac"]),
+    (["--time-limit", "60,60,60"], ["--time-limit", "one per algo (2)"]),
+    (["--time-limit", "0"], ["--time-limit", "positive duration"]),
+    (["--seeds", "0"], ["--seeds"]),
+    (["--set", "model_matmul=bf8"], ["model_matmul", "float32, bfloat16"]),
+    (["--env", "nosuch"], ["--env", "no config"]),
+])
+def test_paper_run_refuses_bad_input_before_running(argv, words, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        hopper_paper_run.main(argv + ["--out", str(tmp_path / "out")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert all(w in err for w in words), err
+    assert not (tmp_path / "out").exists()
+
+
+def _paper_result(mbpo_returns, sac_returns):
+    """Two seeds each; MBPO evaluated at 5k..15k env steps, SAC at 5k..25k."""
+    def algo(name, returns, complete):
+        steps = [5000 * (i + 1) for i in range(len(returns[0]))]
+        return {"algo": name, "config": f"configs/{name}/hopper.yaml", "overrides": {}, "seeds": 2,
+                "total_steps": 125000, "complete": complete, "wall_seconds": 100.0, "compile_seconds": 40.0,
+                "run_seconds": 60.0, "period_seconds": [20.0] * len(steps), "env_steps": steps,
+                "eval_return": returns, "device_peak_bytes": 3 * 2**30}
+
+    return {"command": "python benchmarks/hopper_paper_run.py", "seeds": 2, "env": "hopper",
+            "provenance": {"git_revision": "abc", "device": "1x gpu", "versions": {"jax": "x", "brax": "y"}},
+            "algos": {"mbpo": algo("mbpo", mbpo_returns, False), "sac": algo("sac", sac_returns, True)}}
+
+
+def test_paper_run_reading_is_the_env_step_ratio_at_sacs_best_median():
+    # SAC medians per eval: 100, 300, 500, 450, 400 -> best 500 at 15k; MBPO medians 200, 600, 900 -> 10k
+    r = _paper_result([[100, 500, 800], [300, 700, 1000]],
+                      [[50, 200, 400, 400, 300], [150, 400, 600, 500, 500]])
+    text = hopper_paper_run.reading(r)
+    assert "500" in text and "15,000" in text and "10,000" in text and "1.5x fewer env steps" in text
+    r = _paper_result([[100, 200, 300], [100, 200, 300]], [[50, 200, 400, 400, 300], [150, 400, 600, 500, 500]])
+    assert "did not reach it within the 15,000 env steps" in hopper_paper_run.reading(r)
+
+
+def test_paper_run_table_labels_a_partial_run(tmp_path):
+    r = _paper_result([[100, 500, 800], [300, 700, 1000]], [[50, 200, 400, 400, 300], [150, 400, 600, 500, 500]])
+    hopper_paper_run.save(r, tmp_path, "t")
+    table = (tmp_path / "t.md").read_text()
+    assert "**partial: 15,000 of 125,000 env steps**" in table and "- sac (`configs/sac/hopper.yaml`): complete" in table
+    assert "| 10,000 | 600 [550, 650] | 20.0 | 300 [250, 350] | 20.0 |" in table
+    assert "| 25,000 |  |  | 400 [350, 450] | 20.0 |" in table
+    assert json.loads((tmp_path / "t.json").read_text())["reading"].startswith("SAC's best median return is 500")
+    assert (tmp_path / "t.png").stat().st_size > 10_000
+
+
+def test_physics_latency_refuses_bad_input_and_tables_failures(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        physics_latency.main(["--backends", "generalized,bullet", "--out", str(tmp_path)])
+    assert e.value.code == 2 and "bullet" in capsys.readouterr().err
+    result = {"command": "python benchmarks/physics_latency.py", "env": "hopper", "steps": 200, "repeats": 5,
+              "complete": True, "provenance": {"git_revision": "abc", "device": "1x gpu", "versions": {"jax": "x"}},
+              "cells": [{"backend": "generalized", "batch": 8, "steps": 200, "compile_seconds": 12.3,
+                         "call_seconds": [0.5], "ms_per_step": 2.5, "env_steps_per_second": 3200.0},
+                        {"backend": "mjx", "batch": 1, "error": "ImportError: no mujoco.mjx"}]}
+    physics_latency.save(result, tmp_path, "t")
+    table = (tmp_path / "t.md").read_text()
+    assert "| generalized | 8 | 2.500 | 3200 | 12.3 |" in table and "| mjx | 1 | failed: ImportError" in table

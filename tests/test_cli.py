@@ -24,6 +24,9 @@ from conftest import run_cli
     (["compare", "--set", "env=cartpole"], "env"),
     (["compare", "--seeds", "-1"], "--seeds"),
     (["run", "--batching", "threads"], "--batching"),
+    (["run", "--time-limit", "0"], "--time-limit"),
+    (["compare", "--time-limit", "soon"], "--time-limit"),
+    (["sweep", "configs/sweeps/inverted_pendulum.yaml", "--time-limit", "-5m"], "--time-limit"),
 ])
 def test_bad_input_one_line_exit_2(args, field, tmp_path):
     out = tmp_path / "out"

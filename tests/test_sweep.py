@@ -190,6 +190,23 @@ def test_kill_then_sigint_then_resume_equals_uninterrupted(reference, tmp_path):
     np.testing.assert_array_equal(_returns(out), _returns(reference))
 
 
+def test_time_limit_stops_resumable_and_records_chunk_seconds(reference, tmp_path):
+    sweep, out = _sweep(tmp_path), tmp_path / "out"
+    # a limit that passes while the program builds: no chunk starts, exit 75, resumable
+    res = run_cli("sweep", str(sweep), "--out", str(out), "--quiet", "--time-limit", "0.01s")
+    assert res.returncode == 75, res.stderr[-3000:]
+    assert "time limit" in res.stderr and "--resume" in res.stderr and "Traceback" not in res.stderr
+    status = json.loads((out / "sweep.json").read_text())
+    assert status["complete"] is False and status["groups"]["g00"]["evals_done"] == 0
+    # a limit far off: runs to the end; one wall time per chunk is recorded
+    res = run_cli("sweep", str(sweep), "--out", str(out), "--quiet", "--resume", "--time-limit", "1h")
+    assert res.returncode == 0, res.stderr[-3000:]
+    group = json.loads((out / "sweep.json").read_text())["groups"]["g00"]
+    assert len(group["chunk_seconds"]) == 2 and all(t > 0 for t in group["chunk_seconds"])
+    assert sum(group["chunk_seconds"]) == pytest.approx(group["run_seconds"], abs=0.05)
+    np.testing.assert_array_equal(_returns(out), _returns(reference))
+
+
 def test_resume_refuses_a_changed_sweep(reference, tmp_path):
     changed = _sweep(tmp_path, seeds=[0, 1, 2])
     res = run_cli("sweep", str(changed), "--out", str(reference), "--resume")
