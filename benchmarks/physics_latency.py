@@ -107,8 +107,8 @@ def main(argv=None) -> int:
     result = {"command": command, "provenance": provenance(command), "env": args.env, "steps": args.steps,
               "repeats": args.repeats, "complete": False, "cells": []}
     out = Path(args.out)
-    for backend in backends:
-        for batch in batches:
+    for batch in batches:                     # every backend at the first batch size first
+        for backend in backends:
             try:
                 c = measure(args.env, backend, batch, args.steps, args.repeats)
             except Exception as e:  # noqa: BLE001 - recorded, the next cell runs
