@@ -51,7 +51,7 @@ def run_algo(algo: str, env: str, seeds: int, overrides: dict, time_limit: float
     g = outcome.summary["groups"]["g00"]
     cfg = plan.groups[0].cfg
     rec = {"algo": algo, "config": f"configs/{algo}/{env}.yaml", "overrides": overrides, "seeds": seeds,
-           "total_steps": cfg.total_steps, "complete": outcome.complete, "wall_seconds": wall,
+           "total_steps": cfg.total_steps, "warmup_steps": cfg.warmup_steps, "complete": outcome.complete, "wall_seconds": wall,
            "compile_seconds": g["compile_seconds"], "run_seconds": g["run_seconds"],
            "period_seconds": g.get("chunk_seconds") or [], "env_steps": [], "eval_return": []}
     path = out / "groups" / "g00" / "metrics.npz"
@@ -104,10 +104,10 @@ def save(result: dict, out: Path, name: str) -> None:
         reached = r["env_steps"][-1] if r["env_steps"] else 0
         state = "complete" if r["complete"] else f"**partial: {reached:,} of {r['total_steps']:,} env steps**"
         lines += [f"- {algo} (`{r['config']}`{', overrides ' + str(r['overrides']) if r['overrides'] else ''}): "
-                  f"{state}; wall {r['wall_seconds']:.0f} s = compile {r['compile_seconds'] or 0:.0f} s + run "
-                  f"{r['run_seconds'] or 0:.0f} s (+ checkpoints); "
-                  + (f"{reached * r['seeds'] / r['run_seconds']:.0f} env steps/s in total over the run; "
-                     if r["run_seconds"] else "")
+                  f"{state}; wall {r['wall_seconds']:.0f} s = build and warm-up {r['compile_seconds'] or 0:.0f} s + "
+                  f"evaluation periods {r['run_seconds'] or 0:.0f} s + checkpoints; "
+                  + (f"{(reached - r['warmup_steps']) * r['seeds'] / r['run_seconds']:.0f} env steps/s in total "
+                     "over the evaluation periods (evaluations included); " if r["run_seconds"] else "")
                   + (f"device peak {r['device_peak_bytes'] / 2**30:.1f} GiB" if r.get("device_peak_bytes") else "")]
     lines += ["", "Median eval return over seeds [interquartile range] and wall seconds of each evaluation "
               "period, at each evaluation's env steps per seed:", ""]

@@ -84,7 +84,7 @@ def _paper_result(mbpo_returns, sac_returns):
     def algo(name, returns, complete):
         steps = [5000 * (i + 1) for i in range(len(returns[0]))]
         return {"algo": name, "config": f"configs/{name}/hopper.yaml", "overrides": {}, "seeds": 2,
-                "total_steps": 125000, "complete": complete, "wall_seconds": 100.0, "compile_seconds": 40.0,
+                "total_steps": 125000, "warmup_steps": 5000, "complete": complete, "wall_seconds": 100.0, "compile_seconds": 40.0,
                 "run_seconds": 60.0, "period_seconds": [20.0] * len(steps), "env_steps": steps,
                 "eval_return": returns, "device_peak_bytes": 3 * 2**30}
 
