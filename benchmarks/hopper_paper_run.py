@@ -108,7 +108,7 @@ def save(result: dict, out: Path, name: str) -> None:
                   f"evaluation periods {r['run_seconds'] or 0:.0f} s + checkpoints; "
                   + (f"{(reached - r['warmup_steps']) * r['seeds'] / r['run_seconds']:.0f} env steps/s in total "
                      "over the evaluation periods (evaluations included); " if r["run_seconds"] else "")
-                  + (f"device peak {r['device_peak_bytes'] / 2**30:.1f} GiB" if r.get("device_peak_bytes") else "")]
+                  + (f"device peak {r['device_peak_bytes'] / 2**30:.1f} GiB (this process so far)" if r.get("device_peak_bytes") else "")]
     lines += ["", "Median eval return over seeds [interquartile range] and wall seconds of each evaluation "
               "period, at each evaluation's env steps per seed:", ""]
     algos = list(result["algos"])
@@ -133,7 +133,9 @@ def save(result: dict, out: Path, name: str) -> None:
     prov = result["provenance"]
     curves = [(f"{a}" + ("" if r["complete"] else " (partial)"), np.asarray(r["env_steps"]), np.asarray(r["eval_return"]))
               for a, r in result["algos"].items() if r["env_steps"]]
-    plot_curves(out / f"{name}.png", curves, title=f"Brax hopper, paper settings, {result['seeds']} seeds",
+    warmups = sorted({r.get("warmup_steps") for r in result["algos"].values()} - {None})
+    plot_curves(out / f"{name}.png", curves, title=f"Brax {result['env']}, paper settings, {result['seeds']} seeds "
+                "(line: mean, band: interquartile range)", vlines=[(w, "end of warm-up") for w in warmups],
                 footer=f"{result['command']}\n{prov['git_revision']} | {prov['device']} | jax {prov['versions']['jax']}"
                        f", brax {prov['versions'].get('brax', '?')}")
 
