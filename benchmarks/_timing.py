@@ -27,6 +27,26 @@ def timed(fn, *args, repeats: int):
     return median(ts), ts
 
 
+def choice_list(ap, flag: str, text: str, allowed) -> list[str]:
+    """A comma-separated list of names from `allowed`, or the parser's one-line error (exit 2)."""
+    names = text.split(",")
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        ap.error(f"{flag}: unknown {', '.join(bad)}; allowed: {', '.join(allowed)}")
+    return names
+
+
+def positive_ints(ap, flag: str, text: str) -> list[int]:
+    """A comma-separated list of positive integers, or the parser's one-line error (exit 2)."""
+    try:
+        values = [int(v) for v in text.split(",")]
+        if min(values) < 1:
+            raise ValueError
+    except ValueError:
+        ap.error(f"{flag}: expected positive integers separated by commas, got {text!r}")
+    return values
+
+
 def load_average() -> float:
     """1-minute load average (recorded beside timings: these machines are shared and noisy)."""
     return round(os.getloadavg()[0], 2)

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _timing import choice_list, md_header
 
 ROOT = Path(__file__).resolve().parent.parent
 ALGOS = ("mbpo", "sac", "dyna", "mve", "steve")
@@ -92,7 +93,6 @@ def reading(result: dict) -> str:
 
 
 def save(result: dict, out: Path, name: str) -> None:
-    from _timing import md_header
     from jaxdyna.io import write_json, write_text
     from jaxdyna.results import plot_curves
 
@@ -159,10 +159,7 @@ def main(argv=None) -> int:
     from jaxdyna.cli import parse_duration
     from jaxdyna.config import ConfigError, load_yaml, parse_set, resolve
 
-    algos = args.algos.split(",")
-    bad = [a for a in algos if a not in ALGOS]
-    if bad:
-        ap.error(f"--algos: unknown {', '.join(bad)}; allowed: {', '.join(ALGOS)}")
+    algos = choice_list(ap, "--algos", args.algos, ALGOS)
     if args.seeds < 1:
         ap.error(f"--seeds: must be a positive integer, got {args.seeds}")
     limits: list[float | None] = [None] * len(algos)

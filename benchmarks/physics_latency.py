@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from _timing import md_header, timed
+from _timing import choice_list, md_header, positive_ints, timed
 
 BACKENDS = ("generalized", "positional", "spring", "mjx")
 
@@ -81,16 +81,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="results/physics_latency")
     ap.add_argument("--name", default="cpu")
     args = ap.parse_args(argv)
-    backends = args.backends.split(",")
-    bad = [b for b in backends if b not in BACKENDS]
-    if bad:
-        ap.error(f"--backends: unknown {', '.join(bad)}; allowed: {', '.join(BACKENDS)}")
-    try:
-        batches = [int(b) for b in args.batch.split(",")]
-        if min(batches) < 1:
-            raise ValueError
-    except ValueError:
-        ap.error(f"--batch: expected positive integers separated by commas, got {args.batch!r}")
+    backends = choice_list(ap, "--backends", args.backends, BACKENDS)
+    batches = positive_ints(ap, "--batch", args.batch)
     if args.steps < 1 or args.repeats < 1:
         ap.error("--steps/--repeats: must be positive")
     from jaxdyna.envs import check_env_name

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from _timing import md_header, timed
+from _timing import md_header, positive_ints, timed
 
 ALGOS = ("sac", "dyna", "mbpo", "mve", "steve")
 HERE = Path(__file__).resolve()
@@ -175,13 +175,9 @@ def main(argv=None) -> int:
 
     try:
         overrides = parse_set(args.set)
-        seeds = [int(s) for s in args.seeds.split(",")]
-        if not seeds or min(seeds) < 1:
-            raise ValueError
     except ConfigError as e:
         ap.error(f"--set: {e}")
-    except ValueError:
-        ap.error(f"--seeds: expected positive integers separated by commas, got {args.seeds!r}")
+    seeds = positive_ints(ap, "--seeds", args.seeds)
     if args.cell:
         algo, n = args.cell.split("/")
         print(json.dumps(cell(algo, args.env, int(n), overrides, args.chunks, args.repeats, args.batching)))
