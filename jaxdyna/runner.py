@@ -317,6 +317,16 @@ def _compile_both(init_fn: programs.Built | None, init_args: tuple, build_advanc
     return advance
 
 
+def _agree(flag: bool) -> bool:
+    """Process 0's `flag` in every process (each decides on its own clock; a chunk is a collective
+    step, so all must start it or none)."""
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(multihost_utils.broadcast_one_to_all(np.asarray(flag)))
+
+
 def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: bool, stop: Interrupt,
               progress: Callable[[int, int], None], loggers: list, mesh: Mesh | None = None,
               lock: threading.Lock | None = None, deadline: float | None = None) -> bool:
@@ -372,7 +382,8 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
         for c in range(start, chunks):
             if stop.requested:
                 break
-            if deadline is not None and time.perf_counter() + (chunk_seconds[-1] if chunk_seconds else 0.0) > deadline:
+            if deadline is not None and _agree(time.perf_counter() + (chunk_seconds[-1] if chunk_seconds else 0.0)
+                                               > deadline):
                 stop.requested = stop.timed_out = True
                 print(f"\njaxdyna: time limit: not starting chunk {c + 1}/{chunks} of {g.name}, which would end "
                       "past it", file=sys.stderr, flush=True)

@@ -146,7 +146,9 @@ def test_two_processes_give_the_one_process_results(reference, tmp_path):
     """jax.distributed over two local CPU processes (gloo): one global mesh, process 0 writes."""
     sweep, port = _sweep(tmp_path), _free_port()
     procs = [_popen("sweep", str(sweep), "--out", str(tmp_path / "out"), "--quiet", "--coordinator",
-                    f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)) for i in range(2)]
+                    f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i),
+                    "--time-limit", "1h")     # the processes agree on process 0's time-limit decision
+             for i in range(2)]
     errs = [p.communicate(timeout=600)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errs[0][-3000:] + errs[1][-3000:]
     assert "2 device(s)" in errs[0] and "2 process(es)" in errs[0]
