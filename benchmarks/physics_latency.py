@@ -45,12 +45,21 @@ def measure(env_name: str, backend: str, batch: int, steps: int, repeats: int) -
 
     key = jax.random.key(0)
     t0 = time.perf_counter()
-    fn = jax.jit(rollout).lower(key).compile()
+    lowered = jax.jit(rollout).lower(key)
+    fn = lowered.compile()
     compile_s = time.perf_counter() - t0
     med, all_s = timed(fn, key, repeats=repeats)
     return {"backend": backend, "batch": batch, "steps": steps, "compile_seconds": compile_s,
+            "step_ops": step_ops(lowered.as_text()),
             "call_seconds": all_s, "ms_per_step": 1e3 * med / steps,
             "env_steps_per_second": batch * steps / med}
+
+
+def step_ops(stablehlo: str) -> dict[str, int]:
+    """Loops, scatters and gathers in the lowered program (one step's body, plus the reset that the
+    scan's setup and every step's auto-reset contain): what a GPU runs as a chain of small kernels,
+    each `while` also a round trip to the host for its condition unless XLA knows its trip count."""
+    return {op: stablehlo.count(f"stablehlo.{op}") for op in ("while", "scatter", "gather")}
 
 
 def save(result: dict, out: Path, name: str) -> None:
@@ -60,13 +69,16 @@ def save(result: dict, out: Path, name: str) -> None:
     lines = md_header(f"Physics step latency on Brax {result['env']}", result["command"], result["provenance"]) + [
         "", f"One jitted `lax.scan` of {result['steps']} `env_step` calls (random actions, auto-reset), "
         f"median of {result['repeats']} calls." + ("" if result["complete"] else " **Incomplete.**"), "",
-        "| backend | envs at once | ms per step | env steps/s | compile s |", "|---|---|---|---|---|"]
+        "| backend | envs at once | ms per step | env steps/s | compile s | while / scatter / gather ops in the program |",
+        "|---|---|---|---|---|---|"]
     for c in result["cells"]:
         if "error" in c:
-            lines.append(f"| {c['backend']} | {c['batch']} | failed: {c['error']} | | |")
+            lines.append(f"| {c['backend']} | {c['batch']} | failed: {c['error']} | | | |")
         else:
+            ops = c.get("step_ops")
             lines.append(f"| {c['backend']} | {c['batch']} | {c['ms_per_step']:.3f} | {c['env_steps_per_second']:.0f} "
-                         f"| {c['compile_seconds']:.1f} |")
+                         f"| {c['compile_seconds']:.1f} | " + (" / ".join(str(v) for v in ops.values()) if ops else "—")
+                         + " |")
     write_text(out / f"{name}.md", "\n".join(lines) + "\n")
 
 

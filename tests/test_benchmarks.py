@@ -125,4 +125,6 @@ def test_physics_latency_refuses_bad_input_and_tables_failures(capsys, tmp_path)
                         {"backend": "mjx", "batch": 1, "error": "ImportError: no mujoco.mjx"}]}
     physics_latency.save(result, tmp_path, "t")
     table = (tmp_path / "t.md").read_text()
-    assert "| generalized | 8 | 2.500 | 3200 | 12.3 |" in table and "| mjx | 1 | failed: ImportError" in table
+    assert "| generalized | 8 | 2.500 | 3200 | 12.3 | — |" in table and "| mjx | 1 | failed: ImportError" in table
+    text = "%0 = stablehlo.while(%a) ... stablehlo.while ... \"stablehlo.scatter\"(%1) ... stablehlo.gather"
+    assert physics_latency.step_ops(text) == {"while": 2, "scatter": 1, "gather": 1}
