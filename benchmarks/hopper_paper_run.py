@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from _timing import choice_list, md_header
 
+from jaxdyna.results import steps_to_threshold
+
 ROOT = Path(__file__).resolve().parent.parent
 ALGOS = ("mbpo", "sac", "dyna", "mve", "steve")
 
@@ -67,13 +69,6 @@ def run_algo(algo: str, env: str, seeds: int, overrides: dict, time_limit: float
     return rec
 
 
-def steps_to_reach(steps, returns, level: float) -> int | None:
-    """First evaluation's env steps where the median over seeds reaches `level`."""
-    med = np.median(np.asarray(returns, float), axis=0)
-    hit = np.flatnonzero(med >= level)
-    return int(np.asarray(steps)[hit[0]]) if hit.size else None
-
-
 def reading(result: dict) -> str:
     """Sample efficiency, as far as both curves go: the env steps MBPO needed to reach SAC's best
     median return, against the steps SAC needed for it."""
@@ -83,12 +78,14 @@ def reading(result: dict) -> str:
     med_b = np.median(np.asarray(b["eval_return"], float), axis=0)
     best = int(np.argmax(med_b))
     level, sac_steps = float(med_b[best]), int(b["env_steps"][best])
-    mbpo_steps = steps_to_reach(a["env_steps"], a["eval_return"], level)
-    if mbpo_steps is None:
+    # the first evaluation where MBPO's median over seeds reaches it (NaN: none)
+    mbpo_steps = steps_to_threshold(np.asarray(a["env_steps"]), np.median(np.asarray(a["eval_return"], float), axis=0),
+                                    level)
+    if np.isnan(mbpo_steps):
         return (f"SAC's best median return is {level:.0f} (at {sac_steps:,} env steps); MBPO's median did not "
                 f"reach it within the {a['env_steps'][-1]:,} env steps it ran.")
     return (f"SAC's best median return is {level:.0f}, first reached at {sac_steps:,} env steps; MBPO's median "
-            f"reaches it at {mbpo_steps:,}: **{sac_steps / mbpo_steps:.1f}x fewer env steps** (measured up to "
+            f"reaches it at {mbpo_steps:,.0f}: **{sac_steps / mbpo_steps:.1f}x fewer env steps** (measured up to "
             f"{b['env_steps'][-1]:,} SAC and {a['env_steps'][-1]:,} MBPO env steps per seed).")
 
 
