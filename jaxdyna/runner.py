@@ -4,8 +4,9 @@ The host loop per group (and part, when a group is split to fit in memory):
 
     compile init / advance once -> init (or restore the latest checkpoint)
     repeat: advance one chunk of evaluation periods (the compiled scan; the hot path never
-            leaves it) -> checkpoint every run's state with orbax (atomic) -> write the metrics
-            so far -> update progress -> stop here if Ctrl-C was pressed
+            leaves it) -> checkpoint every run's state with orbax (atomic, written on a thread
+            while the next chunk runs) -> write the metrics so far -> update progress -> stop
+            here if Ctrl-C was pressed (saving the last chunk first)
 
 The run axis (settings x seeds) is sharded over every device of a global mesh (`shard_map`;
 padded to a multiple of the device count) and, on each device, `vmap`ped or `lax.map`ped.
@@ -294,8 +295,19 @@ def _restore_empty(abstract, restored):
 def _checkpointer(path: Path):
     import orbax.checkpoint as ocp
 
-    opts = ocp.CheckpointManagerOptions(max_to_keep=1, create=True, enable_async_checkpointing=False)
+    opts = ocp.CheckpointManagerOptions(max_to_keep=1, create=True, enable_async_checkpointing=True,
+                                        cleanup_tmp_directories=True)
     return ocp.CheckpointManager(path.resolve(), options=opts)
+
+
+def _save(ckpt, step: int, state, meta: dict) -> None:
+    """Checkpoint `state` as chunk `step`. Asynchronous: this waits only for the state to be copied
+    to the host; orbax writes it on a thread (atomically: a save cut short leaves the previous
+    checkpoint) while the next chunk runs."""
+    import orbax.checkpoint as ocp
+
+    ckpt.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_drop_empty(state)),
+                                            meta=ocp.args.JsonSave(meta)))
 
 
 def _compile_both(init_fn: programs.Built | None, init_args: tuple, build_advance: Callable[[], programs.Built],
@@ -369,7 +381,7 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
         compiled_adv = _compile_both(init_fn if restore_step is None else None, (keys, hps),
                                      lambda: programs.build("advance", what, lambda: over(prog().advance),
                                                             (abstract, hps), donate=0).compile(abstract, hps))
-        start, metrics, diverged = 0, None, np.zeros(n, bool)
+        start, metrics, diverged, unsaved = 0, None, np.zeros(n, bool), None
         if restore_step is not None:
             restored = ckpt.restore(restore_step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(_drop_empty(abstract)), meta=ocp.args.JsonRestore()))
@@ -401,8 +413,13 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
             # restored group rewrites exactly the outputs it had
             meta = {"chunk": c + 1, "diverged": diverged.tolist(), "metrics": {k: v.tolist() for k, v in metrics.items()},
                     "dtypes": {k: str(v.dtype) for k, v in metrics.items()}}
-            ckpt.save(c + 1, args=ocp.args.Composite(state=ocp.args.StandardSave(_drop_empty(state)), meta=ocp.args.JsonSave(meta)))
-            ckpt.wait_until_finished()
+            # a checkpoint per chunk, unless the last one is still being written (the chunk was
+            # shorter than a save): then this one is skipped and saved when the loop ends
+            if _agree(not ckpt.is_saving_in_progress()) or c + 1 == chunks:
+                _save(ckpt, c + 1, state, meta)
+                unsaved = None
+            else:
+                unsaved = (c + 1, meta)
             evals = metrics["eval_return"].shape[1]
             all_m = _merge_parts(part_metrics + [metrics])
             all_d = np.concatenate(part_diverged + [diverged])
@@ -412,7 +429,9 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
                     for logger in loggers:
                         logger.log(g, rows, m)
                 progress(n * g.chunk_evals, int(m["env_steps"].max()))
-        ckpt.close()
+        if unsaved is not None:                 # stopped right after a chunk whose save was skipped
+            _save(ckpt, unsaved[0], state, unsaved[1])
+        ckpt.close()                            # waits for the last save to be written
         if metrics is None or metrics["eval_return"].shape[1] < g.cfg.num_evals:
             done_all = False
             break

@@ -9,6 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import checkpoint_cost  # noqa: E402
 import hopper_paper_run  # noqa: E402
 import mbrl_lib_peer  # noqa: E402
 import physics_latency  # noqa: E402
@@ -128,3 +129,28 @@ def test_physics_latency_refuses_bad_input_and_tables_failures(capsys, tmp_path)
     assert "| generalized | 8 | 2.500 | 3200 | 12.3 | — |" in table and "| mjx | 1 | failed: ImportError" in table
     text = "%0 = stablehlo.while(%a) ... stablehlo.while ... \"stablehlo.scatter\"(%1) ... stablehlo.gather"
     assert physics_latency.step_ops(text) == {"while": 2, "scatter": 1, "gather": 1}
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--seeds", "0"], ["--seeds", "positive integers"]),
+    (["--config", "configs/mbpo/nosuch.yaml"], ["nosuch.yaml"]),
+    (["--set", "model_matmul=bf8"], ["model_matmul", "float32, bfloat16"]),
+    (["--repeats", "0"], ["--repeats"]),
+])
+def test_checkpoint_cost_refuses_bad_input(argv, words, capsys):
+    with pytest.raises(SystemExit) as e:
+        checkpoint_cost.main(argv + ["--out", "unused"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert all(w in err for w in words), err
+
+
+def test_checkpoint_cost_times_both_ways_of_saving(tmp_path):
+    assert checkpoint_cost.main(["--config", str(ROOT / "configs/sac/inverted_pendulum.yaml"), "--seeds", "2",
+                                 "--repeats", "2", "--chunk-seconds", "0", "--dir", str(tmp_path),
+                                 "--out", str(tmp_path / "out"), "--name", "t"]) == 0
+    row = json.loads((tmp_path / "out" / "t.json").read_text())["rows"][0]
+    assert row["seeds"] == 2 and row["state_gb"] > 0
+    assert len(row["sync"]) == len(row["async"]) == 2 and all(t > 0 for t in row["sync"] + row["async"])
+    assert "| 2 |" in (tmp_path / "out" / "t.md").read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]          # the checkpoints were removed

@@ -339,14 +339,14 @@ def test_checkpoint_round_trip_keeps_zero_size_arrays_and_absent_parts(tmp_path)
     import orbax.checkpoint as ocp
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    from jaxdyna.runner import _checkpointer, _drop_empty, _restore_empty
+    from jaxdyna.runner import _checkpointer, _drop_empty, _restore_empty, _save
 
     mesh = Mesh(np.array(jax.devices()[:1]), ("runs",))
     put = lambda x: jax.device_put(x, NamedSharding(mesh, PartitionSpec("runs")))
     state = {"w": put(np.arange(6.0).reshape(2, 3)), "act": put(np.zeros((2, 0))), "model": None,
              "n": {"b": put(np.ones(2, np.int32))}}
     ckpt = _checkpointer(tmp_path / "c")
-    ckpt.save(1, args=ocp.args.Composite(state=ocp.args.StandardSave(_drop_empty(state)), meta=ocp.args.JsonSave({})))
+    _save(ckpt, 1, state, {})
     ckpt.wait_until_finished()
     abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
     back = ckpt.restore(1, args=ocp.args.Composite(state=ocp.args.StandardRestore(_drop_empty(abstract)),
@@ -355,3 +355,67 @@ def test_checkpoint_round_trip_keeps_zero_size_arrays_and_absent_parts(tmp_path)
     assert back["model"] is None and back["act"].shape == (2, 0)
     np.testing.assert_array_equal(back["w"], state["w"])
     np.testing.assert_array_equal(back["n"]["b"], state["n"]["b"])
+
+
+class _InterruptAfterFirstChunk:
+    """A logger that sends this process SIGINT (a user's Ctrl-C) when the first chunk is logged."""
+
+    def log(self, group, rows, m):
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def close(self):
+        pass
+
+
+def test_a_skipped_checkpoint_is_saved_when_the_run_stops(reference, tmp_path, monkeypatch):
+    """While the previous checkpoint is still being written, a chunk's save is skipped; stopping
+    right after that chunk saves it, so the resumed run continues from it and equals the
+    uninterrupted one."""
+    import orbax.checkpoint as ocp
+
+    from jaxdyna.runner import prepare_out, run_plan
+
+    path, out = _sweep(tmp_path), tmp_path / "out"
+    plan = plan_sweep(load_sweep(path), base=path.parent)
+    monkeypatch.setattr(ocp.CheckpointManager, "is_saving_in_progress", lambda self: True)
+    prepare_out(out, plan, resume=False, overwrite=False)
+    outcome = run_plan(plan, out, path.read_text(), "test", show_progress=False,
+                       loggers=[_InterruptAfterFirstChunk()])
+    assert not outcome.complete
+    ckpt_dir = out / "checkpoints" / "g00-p0"
+    steps = sorted(int(d.name) for d in ckpt_dir.iterdir() if d.name.isdigit())
+    assert steps == [1] and not [d for d in ckpt_dir.iterdir() if "tmp" in d.name]
+    monkeypatch.undo()
+    prepare_out(out, plan, resume=True, overwrite=False)
+    assert run_plan(plan, out, path.read_text(), "test", resume=True, show_progress=False).complete
+    np.testing.assert_array_equal(_returns(out), _returns(reference))
+
+
+def test_a_save_cut_short_leaves_the_previous_checkpoint(tmp_path):
+    """Checkpoints are written in the background: a process that dies while writing one leaves
+    the previous checkpoint to resume from, and no partial directory behind."""
+    script = f"""
+import os, jax, numpy as np
+from jaxdyna.runner import _checkpointer, _save
+ckpt = _checkpointer(__import__("pathlib").Path({str(tmp_path / "c")!r}))
+_save(ckpt, 1, {{"w": jax.numpy.ones(4)}}, {{"chunk": 1}})
+ckpt.wait_until_finished()
+_save(ckpt, 2, {{"w": jax.numpy.asarray(np.random.default_rng(0).standard_normal(50_000_000, dtype=np.float32))}},
+      {{"chunk": 2}})
+os._exit(3)                     # killed while the second save is being written
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    import orbax.checkpoint as ocp
+
+    from jaxdyna.runner import _checkpointer
+
+    ckpt = _checkpointer(tmp_path / "c")
+    assert ckpt.latest_step() == 1
+    back = ckpt.restore(1, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    assert back["meta"] == {"chunk": 1}
+    ckpt.close()
+    t0 = time.time()            # the partial directory is removed in the background
+    while sorted(d.name for d in (tmp_path / "c").iterdir()) != ["1"] and time.time() - t0 < 60:
+        time.sleep(0.1)
+    assert sorted(d.name for d in (tmp_path / "c").iterdir()) == ["1"]
