@@ -72,3 +72,41 @@ def test_brax_env_sizes_by_shape_match_brax():
     env = make_env("inverted_pendulum", "spring")
     assert (env.observation_size, env.action_size) == (env.env.observation_size, env.env.action_size) == (4, 1)
     assert env.sys is env.env.sys                       # the rest is the Brax env's own
+
+
+def _reset_all_then_pick(env, ended, key, state):
+    """What `reset_ended` computes, the plain way: reset every env, keep the ended ones' resets."""
+    from jaxdyna.envs import _reset_batch
+
+    fresh = _reset_batch(env, key, ended.shape[0])
+    return jax.tree_util.tree_map(
+        lambda a, b: jnp.where(ended.reshape(ended.shape + (1,) * (a.ndim - 1)), a, b), fresh, state)
+
+
+def test_reset_ended_resets_only_the_ended_envs_alone_and_under_vmap():
+    """hopper, 2 envs per seed, 3 seeds: the reset runs only when an env ended (a real `cond`,
+    also under vmap, where one decision covers every seed), with the values of resetting all."""
+    from jaxdyna.envs import _reset_batch, reset_ended
+
+    env = make_env("hopper")
+    keys = jax.random.split(jax.random.PRNGKey(3), 6)
+    states = jax.vmap(lambda k: _reset_batch(env, k, 2))(keys[:3])            # [seed, env]
+    states = states.replace(obs=states.obs + 1.0)                            # differs from any reset
+    ended = jnp.array([[False, False], [False, True], [False, False]])
+    got = jax.jit(jax.vmap(lambda e, k, s: reset_ended(env, e, k, s)))(ended, keys[3:], states)
+    want = jax.jit(jax.vmap(lambda e, k, s: _reset_all_then_pick(env, e, k, s)))(ended, keys[3:], states)
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(got.obs[1, 1], states.obs[1, 1])               # the ended env was reset
+    np.testing.assert_array_equal(got.obs[:, 0], states.obs[:, 0])           # the others were not
+    # nothing ended anywhere: unchanged (alone and batched)
+    none = jnp.zeros((3, 2), bool)
+    same = jax.jit(jax.vmap(lambda e, k, s: reset_ended(env, e, k, s)))(none, keys[3:], states)
+    np.testing.assert_array_equal(same.obs, states.obs)
+    one = jax.tree_util.tree_map(lambda x: x[1], states)
+    alone = jax.jit(lambda e, k, s: reset_ended(env, e, k, s))(ended[1], keys[4], one)
+    np.testing.assert_array_equal(alone.obs, want.obs[1])
+    # a conditional, not a select that would run the reset on every step
+    for fn, args in ((jax.vmap(lambda e, k, s: reset_ended(env, e, k, s)), (ended, keys[3:], states)),
+                     (lambda e, k, s: reset_ended(env, e, k, s), (ended[1], keys[4], one))):
+        assert "cond[" in str(jax.make_jaxpr(fn)(*args))
