@@ -62,6 +62,8 @@ def run_algo(algo: str, env: str, seeds: int, overrides: dict, time_limit: float
         with np.load(path) as m:
             rec["env_steps"] = m["env_steps"][0].astype(int).tolist()
             rec["eval_return"] = m["eval_return"].astype(float).tolist()
+            if "model_epochs" in m:             # the last refit of each period, per seed
+                rec["model_epochs"] = m["model_epochs"].astype(int).tolist()
     try:
         rec["device_peak_bytes"] = (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use")
     except Exception:  # noqa: BLE001 - not every backend reports memory
@@ -89,6 +91,17 @@ def reading(result: dict) -> str:
             f"{b['env_steps'][-1]:,} SAC and {a['env_steps'][-1]:,} MBPO env steps per seed).")
 
 
+def slowest_seed_share(epochs) -> float | None:
+    """Median over refits of (the seeds' mean model epochs) / (the slowest seed's): the share of a
+    vmapped model fit's epochs that do work. Every seed's early-stopping loop runs until the
+    slowest seed stops, so 1 - share of the fit's epochs are paid by seeds that already stopped.
+    None with fewer than two seeds. `epochs`: [seed, refit]."""
+    e = np.asarray(epochs, float)
+    if e.ndim != 2 or e.shape[0] < 2 or e.shape[1] == 0:
+        return None
+    return float(np.median(e.mean(axis=0) / np.maximum(e.max(axis=0), 1.0)))
+
+
 def save(result: dict, out: Path, name: str) -> None:
     from jaxdyna.io import write_json, write_text
     from jaxdyna.results import plot_curves
@@ -106,6 +119,12 @@ def save(result: dict, out: Path, name: str) -> None:
                   + (f"{(reached - r['warmup_steps']) * r['seeds'] / r['run_seconds']:.0f} env steps/s in total "
                      "over the evaluation periods (evaluations included); " if r["run_seconds"] else "")
                   + (f"device peak {r['device_peak_bytes'] / 2**30:.1f} GiB (this process so far)" if r.get("device_peak_bytes") else "")]
+        share = slowest_seed_share(r.get("model_epochs", []))
+        if share is not None:
+            e = np.asarray(r["model_epochs"])
+            lines += [f"  - model epochs per refit (the last refit of each period): {e.min()}-{e.max()}, median "
+                      f"{np.median(e):.0f}; the seeds' mean is {share:.2f} of the slowest seed's (median over "
+                      f"refits), so about {1 - share:.0%} of the vmapped fit's epochs run for seeds that had stopped"]
     lines += ["", "Median eval return over seeds [interquartile range] and wall seconds of each evaluation "
               "period, at each evaluation's env steps per seed:", ""]
     algos = list(result["algos"])

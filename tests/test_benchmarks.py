@@ -106,8 +106,10 @@ def test_paper_run_reading_is_the_env_step_ratio_at_sacs_best_median():
 
 def test_paper_run_table_labels_a_partial_run(tmp_path):
     r = _paper_result([[100, 500, 800], [300, 700, 1000]], [[50, 200, 400, 400, 300], [150, 400, 600, 500, 500]])
+    r["algos"]["mbpo"]["model_epochs"] = [[10, 6, 30], [20, 6, 30]]
     hopper_paper_run.save(r, tmp_path, "t")
     table = (tmp_path / "t.md").read_text()
+    assert "model epochs per refit (the last refit of each period): 6-30, median 15; the seeds' mean is 1.00" in table
     assert "**partial: 15,000 of 125,000 env steps**" in table and "- sac (`configs/sac/hopper.yaml`): complete" in table
     assert "| 10,000 | 600 [550, 650] | 20.0 | 300 [250, 350] | 20.0 |" in table
     assert "| 25,000 |  |  | 400 [350, 450] | 20.0 |" in table
@@ -154,3 +156,10 @@ def test_checkpoint_cost_times_both_ways_of_saving(tmp_path):
     assert len(row["sync"]) == len(row["async"]) == 2 and all(t > 0 for t in row["sync"] + row["async"])
     assert "| 2 |" in (tmp_path / "out" / "t.md").read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]          # the checkpoints were removed
+
+
+def test_paper_run_slowest_seed_share_is_mean_over_max_epochs():
+    # two refits: epochs (10, 20) -> 15/20; (6, 6) -> 1; median of 0.75 and 1.0
+    assert hopper_paper_run.slowest_seed_share([[10, 6], [20, 6]]) == pytest.approx(0.875)
+    assert hopper_paper_run.slowest_seed_share([[10, 6]]) is None          # one seed: nothing to wait for
+    assert hopper_paper_run.slowest_seed_share([]) is None
