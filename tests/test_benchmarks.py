@@ -16,6 +16,15 @@ import physics_latency  # noqa: E402
 import scaling  # noqa: E402
 
 
+def _refuses(main, argv, words, capsys):
+    """`main(argv)` exits 2 with a last stderr line that names every one of `words`."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert all(w in err for w in words), err
+
+
 def test_one_period_times_chunks_after_the_warmup():
     v = scaling.one_period({"warmup_steps": 5000, "model_train_freq": 250, "eval_episodes": 10}, chunks=3)
     assert (v["eval_every"], v["total_steps"], v["eval_episodes"]) == (750, 5750, 1)
@@ -29,11 +38,7 @@ def test_one_period_times_chunks_after_the_warmup():
     (["--set", "model_matmul=bf8"], ["model_matmul", "float32, bfloat16"]),
 ])
 def test_scaling_refuses_bad_input_before_running(argv, words, capsys):
-    with pytest.raises(SystemExit) as e:
-        scaling.main(argv + ["--out", "unused"])
-    assert e.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert all(w in err for w in words), err
+    _refuses(scaling.main, argv + ["--out", "unused"], words, capsys)
 
 
 def test_peer_refuses_a_bad_variant_before_building_anything(capsys, tmp_path):
@@ -72,11 +77,7 @@ def test_scaling_table_and_plot(tmp_path):
     (["--env", "nosuch"], ["--env", "no config"]),
 ])
 def test_paper_run_refuses_bad_input_before_running(argv, words, capsys, tmp_path):
-    with pytest.raises(SystemExit) as e:
-        hopper_paper_run.main(argv + ["--out", str(tmp_path / "out")])
-    assert e.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert all(w in err for w in words), err
+    _refuses(hopper_paper_run.main, argv + ["--out", str(tmp_path / "out")], words, capsys)
     assert not (tmp_path / "out").exists()
 
 
@@ -140,11 +141,7 @@ def test_physics_latency_refuses_bad_input_and_tables_failures(capsys, tmp_path)
     (["--repeats", "0"], ["--repeats"]),
 ])
 def test_checkpoint_cost_refuses_bad_input(argv, words, capsys):
-    with pytest.raises(SystemExit) as e:
-        checkpoint_cost.main(argv + ["--out", "unused"])
-    assert e.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert all(w in err for w in words), err
+    _refuses(checkpoint_cost.main, argv + ["--out", "unused"], words, capsys)
 
 
 def test_checkpoint_cost_times_both_ways_of_saving(tmp_path):
