@@ -28,7 +28,7 @@ def measure(env_name: str, backend: str, batch: int, steps: int, repeats: int) -
     import jax
     import jax.numpy as jnp
 
-    from jaxdyna.envs import env_reset, env_step, make_env
+    from jaxdyna.envs import _reset_batch, env_reset, env_step, make_env
 
     env = make_env(env_name, backend)
 
@@ -49,8 +49,14 @@ def measure(env_name: str, backend: str, batch: int, steps: int, repeats: int) -
     fn = lowered.compile()
     compile_s = time.perf_counter() - t0
     med, all_s = timed(fn, key, repeats=repeats)
+    es = env_reset(env, key, batch)
+    parts = {"reset": jax.jit(lambda k: _reset_batch(env, k, batch)).lower(key),
+             "step": jax.jit(jax.vmap(env.step)).lower(es.brax, jnp.zeros((batch, env.action_size)))}
     return {"backend": backend, "batch": batch, "steps": steps, "compile_seconds": compile_s,
             "step_ops": step_ops(lowered.as_text()),
+            # the backend's step alone and one reset alone: the reset runs only on steps where an
+            # episode ended (`jaxdyna.envs.reset_ended`)
+            "ops": {k: stablehlo_ops(v.as_text()) for k, v in parts.items()},
             "call_seconds": all_s, "ms_per_step": 1e3 * med / steps,
             "env_steps_per_second": batch * steps / med}
 
@@ -60,6 +66,11 @@ def step_ops(stablehlo: str) -> dict[str, int]:
     scan's setup and every step's auto-reset contain): what a GPU runs as a chain of small kernels,
     each `while` also a round trip to the host for its condition unless XLA knows its trip count."""
     return {op: stablehlo.count(f"stablehlo.{op}") for op in ("while", "scatter", "gather")}
+
+
+def stablehlo_ops(stablehlo: str) -> dict[str, int]:
+    """All StableHLO operations in a lowered program, and its loops, scatters and gathers."""
+    return {"all": stablehlo.count("= stablehlo."), **step_ops(stablehlo)}
 
 
 def save(result: dict, out: Path, name: str) -> None:
@@ -79,6 +90,15 @@ def save(result: dict, out: Path, name: str) -> None:
             lines.append(f"| {c['backend']} | {c['batch']} | {c['ms_per_step']:.3f} | {c['env_steps_per_second']:.0f} "
                          f"| {c['compile_seconds']:.1f} | " + (" / ".join(str(v) for v in ops.values()) if ops else "—")
                          + " |")
+    sized = [c for c in result["cells"] if c.get("ops")]
+    if sized:
+        lines += ["", "The backend's step and one reset, each lowered alone: StableHLO operations in all "
+                  "(while / scatter / gather among them). The loop resets only on steps where an episode ended.", "",
+                  "| backend | envs at once | step: ops (while / scatter / gather) | reset: ops (while / scatter / gather) |",
+                  "|---|---|---|---|"]
+        for c in sized:
+            cell = {k: f"{v['all']} ({v['while']} / {v['scatter']} / {v['gather']})" for k, v in c["ops"].items()}
+            lines.append(f"| {c['backend']} | {c['batch']} | {cell['step']} | {cell['reset']} |")
     write_text(out / f"{name}.md", "\n".join(lines) + "\n")
 
 

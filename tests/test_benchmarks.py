@@ -125,13 +125,17 @@ def test_physics_latency_refuses_bad_input_and_tables_failures(capsys, tmp_path)
     result = {"command": "python benchmarks/physics_latency.py", "env": "hopper", "steps": 200, "repeats": 5,
               "complete": True, "provenance": {"git_revision": "abc", "device": "1x gpu", "versions": {"jax": "x"}},
               "cells": [{"backend": "generalized", "batch": 8, "steps": 200, "compile_seconds": 12.3,
-                         "call_seconds": [0.5], "ms_per_step": 2.5, "env_steps_per_second": 3200.0},
+                         "call_seconds": [0.5], "ms_per_step": 2.5, "env_steps_per_second": 3200.0,
+                         "ops": {"step": {"all": 5803, "while": 5, "scatter": 84, "gather": 100},
+                                 "reset": {"all": 5206, "while": 3, "scatter": 54, "gather": 96}}},
                         {"backend": "mjx", "batch": 1, "error": "ImportError: no mujoco.mjx"}]}
     physics_latency.save(result, tmp_path, "t")
     table = (tmp_path / "t.md").read_text()
     assert "| generalized | 8 | 2.500 | 3200 | 12.3 | — |" in table and "| mjx | 1 | failed: ImportError" in table
     text = "%0 = stablehlo.while(%a) ... stablehlo.while ... \"stablehlo.scatter\"(%1) ... stablehlo.gather"
     assert physics_latency.step_ops(text) == {"while": 2, "scatter": 1, "gather": 1}
+    assert physics_latency.stablehlo_ops(text) == {"all": 1, "while": 2, "scatter": 1, "gather": 1}
+    assert "| generalized | 8 | 5803 (5 / 84 / 100) | 5206 (3 / 54 / 96) |" in table
 
 
 @pytest.mark.parametrize("argv, words", [
