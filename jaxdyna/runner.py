@@ -237,8 +237,8 @@ class Outputs:
                       **{k: round(v, 2) for k, v in seconds.items()}})
         if chunk_seconds:
             entry["chunk_seconds"] = [round(t, 3) for t in chunk_seconds]
-        self.save_status()
         self.rebuild_csv()
+        self.save_status()          # last: the status never claims evaluations not yet in metrics.csv
 
     def rebuild_csv(self) -> None:
         rows = []
