@@ -158,37 +158,6 @@ def env_reset(env, key: jax.Array, num_envs: int) -> EnvState:
                     ep_return=jnp.zeros(num_envs, jnp.float32), key=key)
 
 
-def reset_ended(env, ended: jax.Array, key: jax.Array, state):
-    """`state` with the envs where `ended` replaced by fresh resets (from `key`, one per env).
-
-    The reset (Brax: sample an initial state, then its kinematics) runs only on steps where some
-    episode ended: most steps end none, and on an accelerator the reset is a chain of small kernels
-    every step would otherwise pay. The values are those of resetting every env and picking. Under
-    `vmap` (seeds run side by side) one decision covers the whole batch: the reset runs, for every
-    member, when any env of any member ended, instead of becoming a `select` that runs it always.
-    """
-    def reset_and_pick(ended, key, state):
-        fresh = _reset_batch(env, key, ended.shape[0])
-
-        def pick(a, b):
-            return jnp.where(ended.reshape(ended.shape + (1,) * (a.ndim - 1)), a, b)
-
-        return jax.tree_util.tree_map(pick, fresh, state)
-
-    @jax.custom_batching.custom_vmap
-    def maybe_reset(ended, key, state):
-        return jax.lax.cond(jnp.any(ended), reset_and_pick, lambda e, k, s: s, ended, key, state)
-
-    @maybe_reset.def_vmap
-    def maybe_reset_batched(axis_size, in_batched, ended, key, state):
-        args = jax.tree_util.tree_map(lambda x, b: x if b else jnp.broadcast_to(x, (axis_size,) + x.shape),
-                                      (ended, key, state), tuple(in_batched))
-        out = jax.lax.cond(jnp.any(args[0]), jax.vmap(reset_and_pick), lambda e, k, s: s, *args)
-        return out, jax.tree_util.tree_map(lambda _: True, out)
-
-    return maybe_reset(ended, key, state)
-
-
 def env_step(env, es: EnvState, action: jax.Array, episode_length: int):
     """Step every env once; reset those whose episode ended (terminated or truncated).
 
@@ -204,7 +173,14 @@ def env_step(env, es: EnvState, action: jax.Array, episode_length: int):
     trans = Transition(obs=es.brax.obs, action=action, reward=reward, next_obs=nxt.obs, terminal=terminal)
 
     key, sub = jax.random.split(es.key)
-    brax_state = reset_ended(env, ended, sub, nxt.replace(reward=reward, done=terminal))
+    fresh = _reset_batch(env, sub, action.shape[0])
+    nxt = nxt.replace(reward=reward, done=terminal)
+
+    def pick(a, b):
+        m = ended.reshape(ended.shape + (1,) * (a.ndim - 1))
+        return jnp.where(m, a, b)
+
+    brax_state = jax.tree_util.tree_map(pick, fresh, nxt)
     new = EnvState(brax=brax_state, steps=jnp.where(ended, 0, steps),
                    ep_return=jnp.where(ended, 0.0, ep_return), key=key)
     return new, trans, jnp.where(ended, ep_return, jnp.nan)
