@@ -54,8 +54,7 @@ def measure(env_name: str, backend: str, batch: int, steps: int, repeats: int) -
              "step": jax.jit(jax.vmap(env.step)).lower(es.brax, jnp.zeros((batch, env.action_size)))}
     return {"backend": backend, "batch": batch, "steps": steps, "compile_seconds": compile_s,
             "step_ops": step_ops(lowered.as_text()),
-            # the backend's step alone and one reset alone: the reset runs only on steps where an
-            # episode ended (`jaxdyna.envs.reset_ended`)
+            # the backend's step alone and one reset alone (`env_step` computes both every step)
             "ops": {k: stablehlo_ops(v.as_text()) for k, v in parts.items()},
             "call_seconds": all_s, "ms_per_step": 1e3 * med / steps,
             "env_steps_per_second": batch * steps / med}
@@ -93,7 +92,8 @@ def save(result: dict, out: Path, name: str) -> None:
     sized = [c for c in result["cells"] if c.get("ops")]
     if sized:
         lines += ["", "The backend's step and one reset, each lowered alone: StableHLO operations in all "
-                  "(while / scatter / gather among them). The loop resets only on steps where an episode ended.", "",
+                  "(while / scatter / gather among them). `env_step` computes a reset for every env on every step "
+                  "and keeps it where an episode ended.", "",
                   "| backend | envs at once | step: ops (while / scatter / gather) | reset: ops (while / scatter / gather) |",
                   "|---|---|---|---|"]
         for c in sized:
