@@ -59,7 +59,7 @@ def _wait_for(predicate, proc, timeout=300):
         if time.time() - t0 > timeout:
             proc.kill()
             raise AssertionError("timed out")
-        time.sleep(0.2)
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -170,14 +170,18 @@ def test_kill_then_sigint_then_resume_equals_uninterrupted(reference, tmp_path):
     _wait_for(lambda: evals_done() >= 2, p)
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
-    assert len(_rows(out)) == 2 * 2                      # the finished chunk is on disk
+    n = evals_done()            # 2, or 4 when the second (tiny) chunk finished before the kill landed
+    assert n >= 2 and len(_rows(out)) == 2 * n           # what the status counts is on disk
     # 2. a fresh start into it is refused; resume, then Ctrl-C: stops after the chunk in flight
     res = run_cli("sweep", str(sweep), "--out", str(out))
     assert res.returncode == 2 and "--resume" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     before = status.stat().st_mtime_ns
     p = _popen("sweep", str(sweep), "--out", str(out), "--quiet", "--resume")
     _wait_for(lambda: status.stat().st_mtime_ns != before, p)      # it has started the sweep loop
-    os.killpg(p.pid, signal.SIGINT)
+    try:
+        os.killpg(p.pid, signal.SIGINT)
+    except ProcessLookupError:                          # it had already finished
+        pass
     _, err = p.communicate(timeout=600)
     assert p.returncode in (0, 130), err[-2000:]
     assert "Traceback" not in err and evals_done() >= 2            # nothing finished was lost
