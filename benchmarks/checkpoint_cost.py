@@ -29,15 +29,15 @@ from pathlib import Path
 from _timing import load_average, md_header, median, positive_ints
 
 
-def make_state(config: str, seeds: int, sets: list[str]):
+def make_state(cfg, hp, seeds: int):
+    """The training state of `cfg` for `seeds` vmapped seeds, its large float arrays random."""
     import jax
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxdyna.config import as_arrays, load_yaml, parse_set, resolve
+    from jaxdyna.config import as_arrays
     from jaxdyna.train import make_train
 
-    cfg, hp = resolve({**load_yaml(config), **parse_set(sets)})
     prog = make_train(cfg, num_evals=1)
     hps = jax.tree_util.tree_map(lambda x: jnp.stack([x] * seeds), as_arrays(hp))
     abstract = jax.eval_shape(jax.vmap(prog.init), jax.random.split(jax.random.PRNGKey(0), seeds), hps)
@@ -98,12 +98,12 @@ def main(argv=None) -> int:
     from jaxdyna.io import provenance, write_json, write_text
 
     try:
-        resolve({**load_yaml(args.config), **parse_set(args.set)})
+        cfg, hp = resolve({**load_yaml(args.config), **parse_set(args.set)})
     except ConfigError as e:
         ap.error(str(e))
     rows = []
     for n in seeds:
-        state = make_state(args.config, n, args.set)
+        state = make_state(cfg, hp, n)
         nbytes = sum(x.nbytes for x in jax.tree_util.tree_leaves(state))
         root = Path(tempfile.mkdtemp(prefix="ckpt-", dir=args.dir))
         try:
