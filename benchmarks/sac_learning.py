@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _brax_compat  # noqa: E402
 
 from jaxdyna.config import resolve  # noqa: E402
-from jaxdyna.io import provenance, write_json, write_text  # noqa: E402
+from jaxdyna.io import describe_settings, provenance, write_json, write_text  # noqa: E402
 from jaxdyna.results import plot_curves, steps_to_threshold  # noqa: E402
 from jaxdyna.sweep import run_sweep  # noqa: E402
 # the matched settings are the throughput benchmark's, defined once there
@@ -123,7 +123,7 @@ compile {doc['jaxdyna']['compile_seconds']:.0f} s + run {doc['jaxdyna']['run_sec
 * command: `{prov['command']}`
 * git revision: `{prov['git_revision']}`
 * device: {prov['device']}
-* versions: {", ".join(f"{k} {val}" for k, val in v.items())}
+* versions: {", ".join(f"{k} {val}" for k, val in v.items())}{describe_settings(prov)}
 """
     write_text(out / "README.md", text)
     print(text)

@@ -108,9 +108,30 @@ def provenance(command: str | None = None) -> dict[str, Any]:
             versions[mod] = __import__(mod).__version__
         except Exception:  # noqa: BLE001 - optional dependency
             pass
-    return {
+    prov = {
         "command": command if command is not None else " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "git_revision": git_revision(),
         "device": device_description(),
         "versions": versions,
     }
+    settings = compiler_settings()
+    if settings:
+        prov["settings"] = settings
+    return prov
+
+
+# Environment variables that change what XLA compiles (its speed, or its numbers). A figure made
+# under any of them carries them; the compilation cache and similar bookkeeping are left out.
+COMPILER_SETTINGS = ("XLA_FLAGS", "LIBTPU_INIT_ARGS", "JAX_ENABLE_X64", "JAX_DEFAULT_MATMUL_PRECISION",
+                     "JAX_PLATFORMS", "XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION")
+
+
+def compiler_settings() -> dict[str, str]:
+    """The `COMPILER_SETTINGS` set in this process's environment (non-empty values only)."""
+    return {k: os.environ[k].strip() for k in COMPILER_SETTINGS if os.environ.get(k, "").strip()}
+
+
+def describe_settings(prov: dict) -> str:
+    """'; settings: XLA_FLAGS=...' for a provenance made under compiler settings, else ''."""
+    settings = prov.get("settings") or {}
+    return "; settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()) if settings else ""

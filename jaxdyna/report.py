@@ -802,7 +802,10 @@ def render_markdown(report: dict) -> str:
           f"- command: `{prov['command']}`",
           f"- git revision: {prov['git_revision']}",
           f"- device: {prov['device']}",
-          f"- versions: {', '.join(f'{k} {v}' for k, v in prov['versions'].items())}", ""]
+          f"- versions: {', '.join(f'{k} {v}' for k, v in prov['versions'].items())}"]
+    if prov.get("settings"):
+        L.append(f"- compiler settings: {', '.join(f'{k}={v}' for k, v in prov['settings'].items())}")
+    L.append("")
     return "\n".join(L)
 
 

@@ -164,3 +164,12 @@ def test_paper_run_slowest_seed_share_is_mean_over_max_epochs():
     assert hopper_paper_run.slowest_seed_share([[10, 6], [20, 6]]) == pytest.approx(0.875)
     assert hopper_paper_run.slowest_seed_share([[10, 6]]) is None          # one seed: nothing to wait for
     assert hopper_paper_run.slowest_seed_share([]) is None
+
+
+def test_a_benchmark_table_header_names_the_compiler_settings():
+    from _timing import md_header
+
+    prov = {"git_revision": "abc", "device": "1x cpu", "versions": {"jax": "x"}}
+    assert md_header("T", "cmd", prov)[-1] == "Git revision: `abc`; device: 1x cpu; versions: jax x"
+    prov["settings"] = {"XLA_FLAGS": "--xla_gpu_enable_command_buffer="}
+    assert md_header("T", "cmd", prov)[-1].endswith("versions: jax x; settings: XLA_FLAGS=--xla_gpu_enable_command_buffer=")

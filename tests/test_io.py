@@ -35,3 +35,16 @@ def test_git_revision_can_be_named_by_the_environment(monkeypatch):
     prov = io.provenance("cmd")
     assert prov["git_revision"] == "0123456789ab" and prov["command"] == "cmd"
     assert {"jax", "python"} <= set(prov["versions"])
+
+
+def test_provenance_names_the_compiler_settings_a_figure_was_made_under(monkeypatch):
+    for k in io.COMPILER_SETTINGS:
+        monkeypatch.delenv(k, raising=False)
+    plain = io.provenance("cmd")
+    assert "settings" not in plain and io.describe_settings(plain) == ""
+    monkeypatch.setenv("XLA_FLAGS", " --xla_cpu_multi_thread_eigen=false ")
+    monkeypatch.setenv("JAX_ENABLE_X64", "1")
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/tmp/cache")     # bookkeeping, not a compiler setting
+    prov = io.provenance("cmd")
+    assert prov["settings"] == {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false", "JAX_ENABLE_X64": "1"}
+    assert io.describe_settings(prov) == "; settings: XLA_FLAGS=--xla_cpu_multi_thread_eigen=false, JAX_ENABLE_X64=1"

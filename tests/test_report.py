@@ -90,7 +90,8 @@ def check_estimate(est, values):
         assert math.isfinite(lo) and math.isfinite(hi) and lo <= est[stat] <= hi and lo < hi
 
 
-def test_report_single_dir(dirs, tmp_path):
+def test_report_single_dir(dirs, tmp_path, monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")     # recorded with the report
     out = tmp_path / "rep"
     rep = run_report(dirs[:1], out, f"{THRESHOLD}")
     json.loads((out / "report.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in report.json"))
@@ -122,6 +123,7 @@ def test_report_single_dir(dirs, tmp_path):
     md = (out / "report.md").read_text()
     assert "excluded (diverged or non-finite return): 1" in md and "| 5 |" in md and "5000 (5/5)" in md
     assert "8000 (5/5)" in md and "never (0/5)" in md and "Provenance" in md and str(dirs[0]) in md
+    assert "- compiler settings: XLA_FLAGS=--xla_cpu_multi_thread_eigen=false" in md
     for name in ("report.md", "report.json", "curves_pendulum.png", "profiles_pendulum.png",
                  "improvement_pendulum.png"):
         assert (out / name).stat().st_size > 0, name
