@@ -28,21 +28,19 @@ def measure(env_name: str, backend: str, batch: int, steps: int, repeats: int) -
     import jax
     import jax.numpy as jnp
 
-    from jaxdyna.envs import _reset_batch, draw_resets, env_reset, env_step, make_env
+    from jaxdyna.envs import _reset_batch, env_reset, env_step, make_env
 
     env = make_env(env_name, backend)
 
     def rollout(key):
         es = env_reset(env, key, batch)
-        es, pool, _ = draw_resets(env, es, steps)        # the steps' resets, drawn as one batch
 
-        def body(es, xs):
-            k, fresh = xs
+        def body(es, k):
             action = jax.random.uniform(k, (batch, env.action_size), minval=-1.0, maxval=1.0)
-            es, trans, _ = env_step(env, es, action, 1000, fresh)
+            es, trans, _ = env_step(env, es, action, 1000)
             return es, trans.reward
 
-        es, rewards = jax.lax.scan(body, es, (jax.random.split(key, steps), pool))
+        es, rewards = jax.lax.scan(body, es, jax.random.split(key, steps))
         return jnp.sum(rewards)
 
     key = jax.random.key(0)

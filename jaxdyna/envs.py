@@ -152,42 +152,14 @@ def _reset_batch(env, key: jax.Array, num_envs: int):
     return state.replace(reward=state.reward.astype(jnp.float32), done=state.done.astype(jnp.float32))
 
 
-def _pool(states, steps: int, num_envs: int):
-    """The first `steps * num_envs` states of a batch as a [steps, num_envs, ...] pool, and the rest."""
-    n = steps * num_envs
-    pool = jax.tree_util.tree_map(lambda x: x[:n].reshape((steps, num_envs) + x.shape[1:]), states)
-    return pool, jax.tree_util.tree_map(lambda x: x[n:], states)
-
-
-def env_reset(env, key: jax.Array, num_envs: int, pool_steps: int = 0):
-    """Reset `num_envs` envs. With `pool_steps`, also draw the fresh states their next
-    `pool_steps` `env_step` calls need, in the same batched reset: returns (state, pool)."""
+def env_reset(env, key: jax.Array, num_envs: int) -> EnvState:
     key, sub = jax.random.split(key)
-    states = _reset_batch(env, sub, (pool_steps + 1) * num_envs)
-    pool, first = _pool(states, pool_steps, num_envs)
-    es = EnvState(brax=first, steps=jnp.zeros(num_envs, jnp.int32), ep_return=jnp.zeros(num_envs, jnp.float32),
-                  key=key)
-    return (es, pool) if pool_steps else es
+    return EnvState(brax=_reset_batch(env, sub, num_envs), steps=jnp.zeros(num_envs, jnp.int32),
+                    ep_return=jnp.zeros(num_envs, jnp.float32), key=key)
 
 
-def draw_resets(env, es: EnvState, steps: int, extra: int = 0):
-    """The fresh states for the next `steps` `env_step` calls (one per env per call: [steps,
-    num_envs, ...]) and `extra` more (evaluation episodes' starts), all from one batched reset.
-
-    An env whose episode ends on step t continues from pool[t], a fresh episode drawn from the
-    env's own initial-state distribution. Drawing a chunk's resets up front, as one batch,
-    instead of one reset per step inside the loop leaves one reset call site per program
-    (compile time) and takes the reset off every step's chain of kernels (accelerator latency).
-    Returns (state with the key advanced, pool, extra states)."""
-    num_envs = es.steps.shape[0]
-    key, sub = jax.random.split(es.key)
-    pool, more = _pool(_reset_batch(env, sub, steps * num_envs + extra), steps, num_envs)
-    return es.replace(key=key), pool, more
-
-
-def env_step(env, es: EnvState, action: jax.Array, episode_length: int, fresh):
-    """Step every env once; an env whose episode ended (terminated or truncated) continues from
-    its state in `fresh` (a batch of reset states: one row of a `draw_resets` pool).
+def env_step(env, es: EnvState, action: jax.Array, episode_length: int):
+    """Step every env once; reset those whose episode ended (terminated or truncated).
 
     Returns the new state, the transition (with the true next observation), and for each env
     the return of the episode that just ended (NaN where no episode ended).
@@ -199,6 +171,9 @@ def env_step(env, es: EnvState, action: jax.Array, episode_length: int, fresh):
     ended = (terminal > 0) | (steps >= episode_length)
     ep_return = es.ep_return + reward
     trans = Transition(obs=es.brax.obs, action=action, reward=reward, next_obs=nxt.obs, terminal=terminal)
+
+    key, sub = jax.random.split(es.key)
+    fresh = _reset_batch(env, sub, action.shape[0])
     nxt = nxt.replace(reward=reward, done=terminal)
 
     def pick(a, b):
@@ -207,22 +182,20 @@ def env_step(env, es: EnvState, action: jax.Array, episode_length: int, fresh):
 
     brax_state = jax.tree_util.tree_map(pick, fresh, nxt)
     new = EnvState(brax=brax_state, steps=jnp.where(ended, 0, steps),
-                   ep_return=jnp.where(ended, 0.0, ep_return), key=es.key)
+                   ep_return=jnp.where(ended, 0.0, ep_return), key=key)
     return new, trans, jnp.where(ended, ep_return, jnp.nan)
 
 
-def evaluate(env, policy, key: jax.Array, num_episodes: int, episode_length: int, start=None):
+def evaluate(env, policy, key: jax.Array, num_episodes: int, episode_length: int):
     """Run `num_episodes` deterministic episodes in parallel; returns (mean return, mean length).
 
-    `policy(obs, key) -> action` (the agent's is deterministic and ignores the key). `start`: the
-    episodes' first states (the training loop draws them with its chunk's resets, `draw_resets`);
-    without it they are drawn here from `key`. Each env
+    `policy(obs, key) -> action` (the agent's is deterministic and ignores the key). Each env
     stops accumulating at its first termination; episodes are capped at `episode_length` steps.
     The loop ends as soon as every episode has ended (a `while_loop`), so early evaluations of
     envs that terminate quickly cost a fraction of `episode_length` steps.
     """
     k_reset, k_act = jax.random.split(key)
-    state = _reset_batch(env, k_reset, num_episodes) if start is None else start
+    state = _reset_batch(env, k_reset, num_episodes)
 
     def running(carry):
         t, _, _, _, alive = carry

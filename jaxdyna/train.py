@@ -2,8 +2,7 @@
 
     train = init (warm-up collection) + advance (all evaluation periods)
     evaluation period = chunks_per_eval x chunk, then evaluate
-    chunk             = fit_model, imagine (model-based only), draw the resets,
-                        then chunk_steps x (collect, learn)
+    chunk             = fit_model, imagine (model-based only), then chunk_steps x (collect, learn)
 
 Everything below `make_train` runs inside one jitted `lax.scan`; `Config` is static, `HParams`
 traced, so `jax.vmap(train)(keys, hparams)` runs many seeds and settings as one program.
@@ -20,7 +19,7 @@ from flax import struct
 from jaxdyna import buffer as rb
 from jaxdyna import model as mdl
 from jaxdyna.config import Config, HParams
-from jaxdyna.envs import EnvState, Transition, draw_resets, env_reset, env_step, evaluate, make_env
+from jaxdyna.envs import EnvState, Transition, env_reset, env_step, evaluate, make_env
 from jaxdyna.networks import deterministic_action, sample_action
 from jaxdyna import value_expansion as vx
 from jaxdyna.sac import AgentState, agent_init, learn, make_nets, sac_target
@@ -100,22 +99,20 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
     value_expansion = cfg.algo in ("mve", "steve")     # imagined rollouts only shape the TD target
     periods = cfg.num_evals if num_evals is None else num_evals
 
-    def run_eval(state: TrainState, key: jax.Array, start):
-        """`eval_episodes` episodes of the deterministic policy from the states `start`: (mean
-        return, mean length)."""
+    def run_eval(state: TrainState, key: jax.Array):
+        """`eval_episodes` episodes of the deterministic policy: (mean return, mean length)."""
         policy = lambda obs, _key: deterministic_action(nets.actor, state.agent.actor, obs)
-        return evaluate(env, policy, key, cfg.eval_episodes, cfg.episode_length, start)
+        return evaluate(env, policy, key, cfg.eval_episodes, cfg.episode_length)
 
     # --- collect -------------------------------------------------------------------------
-    def collect(state: TrainState, key: jax.Array, random_actions: bool, fresh):
-        """Step the real envs once with the exploration policy; push to the real buffer. Envs
-        whose episode ends continue from `fresh` (this step's row of the chunk's reset pool)."""
+    def collect(state: TrainState, key: jax.Array, random_actions: bool):
+        """Step the real envs once with the exploration policy; push to the real buffer."""
         obs = state.env.brax.obs
         if random_actions:
             action = jax.random.uniform(key, (cfg.num_envs, act_size), minval=-1.0, maxval=1.0)
         else:
             action, _ = sample_action(nets.actor, state.agent.actor, obs, key)
-        es, trans, ended_return = env_step(env, state.env, action, cfg.episode_length, fresh)
+        es, trans, ended_return = env_step(env, state.env, action, cfg.episode_length)
         state = state.replace(env=es, real=rb.buffer_add(state.real, trans),
                               env_steps=state.env_steps + cfg.num_envs)
         return state, ended_return
@@ -147,9 +144,9 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
         agent, metrics = jax.lax.scan(one, state.agent, (batches, k_learn))
         return state.replace(agent=agent), jax.tree_util.tree_map(jnp.mean, metrics)
 
-    def step(state: TrainState, hp: HParams, fresh):
+    def step(state: TrainState, hp: HParams):
         key, k_collect, k_learn = jax.random.split(state.key, 3)
-        state, ended = collect(state.replace(key=key), k_collect, random_actions=False, fresh=fresh)
+        state, ended = collect(state.replace(key=key), k_collect, random_actions=False)
         state, metrics = learn_steps(state, k_learn, hp)
         return state, (metrics, ended)
 
@@ -185,18 +182,15 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
         extra = {}
         if cfg.model_based:
             state, extra = refit_and_imagine(state, hp)
-        # every reset the chunk's steps may need, and the next evaluation's starts, in one batch
-        es, pool, eval_start = draw_resets(env, state.env, cfg.chunk_steps, cfg.eval_episodes)
-        state, (metrics, ended) = jax.lax.scan(lambda s, f: step(s, hp, f), state.replace(env=es), pool)
+        state, (metrics, ended) = jax.lax.scan(lambda s, _: step(s, hp), state, None, length=cfg.chunk_steps)
         metrics = jax.tree_util.tree_map(jnp.mean, metrics)
-        return state, ({**metrics, **extra}, ended, eval_start)
+        return state, ({**metrics, **extra}, ended)
 
     def period(state: TrainState, hp: HParams):
-        state, (metrics, ended, starts) = jax.lax.scan(lambda s, _: chunk(s, hp), state, None,
-                                                        length=cfg.chunks_per_eval)
+        state, (metrics, ended) = jax.lax.scan(lambda s, _: chunk(s, hp), state, None, length=cfg.chunks_per_eval)
         metrics = jax.tree_util.tree_map(lambda x: x[-1] if x.ndim else x, metrics)
         key, k_eval = jax.random.split(state.key)
-        eval_return, eval_length = run_eval(state, k_eval, jax.tree_util.tree_map(lambda x: x[-1], starts))
+        eval_return, eval_length = run_eval(state, k_eval)
         n_ended = jnp.sum(~jnp.isnan(ended))
         metrics = {**metrics, "env_steps": state.env_steps, "eval_return": eval_return,
                    "eval_length": eval_length,
@@ -215,18 +209,14 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
         if cfg.model_based and dyna_style:
             model_buf = rb.buffer_init(example, cfg.rollout_batch_size * cfg.max_rollout_length * cfg.model_retain)
             sizes = jnp.zeros(cfg.model_retain, jnp.int32)
-        n_warm = cfg.warmup_steps // cfg.num_envs
-        es, pool = env_reset(env, k_env, cfg.num_envs, pool_steps=max(n_warm, 1))    # the warm-up's resets too
-        state = TrainState(agent=agent_init(nets, k_agent, obs_size, hp), env=es,
+        state = TrainState(agent=agent_init(nets, k_agent, obs_size, hp), env=env_reset(env, k_env, cfg.num_envs),
                            real=rb.buffer_init(example, real_capacity(cfg)), model=model, model_buf=model_buf,
                            refit_sizes=sizes, key=key, env_steps=jnp.int32(0))
 
-        def warm(s, xs):
-            k, fresh = xs
-            return collect(s, k, random_actions=True, fresh=fresh)[0], None
+        def warm(s, k):
+            return collect(s, k, random_actions=True)[0], None
 
-        pool = jax.tree_util.tree_map(lambda x: x[:n_warm], pool)
-        state, _ = jax.lax.scan(warm, state, (jax.random.split(k_warm, n_warm), pool))
+        state, _ = jax.lax.scan(warm, state, jax.random.split(k_warm, cfg.warmup_steps // cfg.num_envs))
         return state
 
     def advance(state: TrainState, hp: HParams):
