@@ -9,7 +9,10 @@ directory (warm: what a repeated run or sweep group pays). Writes JSON and a Mar
     python benchmarks/compile_time.py --out results/compile_time --name cpu
 
 `--parts` also compiles each part of the loop (`make_train(...).parts`) on its own, to show
-which part the compiler spends its time on.
+which part the compiler spends its time on. `--passes` adds one cold build per algorithm with
+XLA's pass timing logged (`TF_CPP_VMODULE=hlo_pass_pipeline=1`; not counted in the medians) and
+reports the seconds per HLO pass: what of the XLA compile is HLO optimisation, the rest being
+code generation.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shlex
 import subprocess
@@ -110,6 +114,8 @@ def main(argv=None) -> int:
     ap.add_argument("--algos", default=",".join(ALGOS))
     ap.add_argument("--seeds", type=int, default=2, help="vmapped runs per program (default 2)")
     ap.add_argument("--parts", action="store_true", help="also compile each part of the loop alone")
+    ap.add_argument("--passes", action="store_true",
+                    help="also time XLA's HLO passes (one more cold build per algorithm, not in the medians)")
     ap.add_argument("--out", default="results/compile_time")
     ap.add_argument("--name", default="cpu")
     ap.add_argument("--one", help=argparse.SUPPRESS)
@@ -133,13 +139,16 @@ def main(argv=None) -> int:
               "provenance": provenance(command), "algos": {}}
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
 
-    def child(algo, cache, mode, parts=False):
+    def child(algo, cache, mode, parts=False, passes=False):
         cmd = [sys.executable, __file__, "--one", algo, "--cache", cache, "--env", args.env,
                "--seeds", str(args.seeds), "--mode", mode] + (["--parts"] if parts else [])
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        logged = {"TF_CPP_MIN_LOG_LEVEL": "0", "TF_CPP_VMODULE": "hlo_pass_pipeline=1"} if passes else {}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**env, **logged})
         if proc.returncode != 0:
             raise SystemExit(f"{algo} {mode}: {proc.stderr.strip().splitlines()[-1]}")
         out = json.loads(proc.stdout.strip().splitlines()[-1])
+        if passes:
+            out["hlo_pass_seconds"] = pass_seconds(proc.stderr)
         print(algo, mode, {k: round(sum(x for x in v.values() if isinstance(x, float)), 1)
                            for k, v in out.items() if isinstance(v, dict)}, flush=True)
         return out
@@ -151,6 +160,9 @@ def main(argv=None) -> int:
                 with tempfile.TemporaryDirectory() as cache:
                     runs["cold" if mode == "serial" else mode].append(
                         child(algo, cache, mode, parts=args.parts and r == 0 and mode == "serial"))
+        if args.passes:
+            with tempfile.TemporaryDirectory() as cache:
+                runs["passes"] = child(algo, cache, "serial", passes=True)
         with tempfile.TemporaryDirectory() as cache:
             # warm: traced again, XLA from the compilation cache the first process filled;
             # (untimed: fill the program store, as a sweep's first run does); stored: load + cache
@@ -161,6 +173,19 @@ def main(argv=None) -> int:
         result["algos"][algo] = runs
         save(result, args, command)
     return 0
+
+
+_PASS_LINE = re.compile(r"HLO pass: (\S+) time: ([\d.]+) (us|ms|s) \(")
+_UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def pass_seconds(log: str) -> dict[str, float]:
+    """Seconds per HLO pass, summed over every module and call, from XLA's
+    `hlo_pass_pipeline=1` log ("HLO pass: NAME time: 1.2 ms (1200 us) ..."), largest first."""
+    total: dict[str, float] = {}
+    for m in _PASS_LINE.finditer(log):
+        total[m.group(1)] = total.get(m.group(1), 0.0) + float(m.group(2)) * _UNIT[m.group(3)]
+    return dict(sorted(total.items(), key=lambda kv: -kv[1]))
 
 
 def _total(run: dict) -> float:
@@ -212,6 +237,16 @@ def save(result, args, command) -> None:
         lines += ["", "Each part of the loop compiled alone (1 run, unbatched, first cold build): "
                   "trace + lower / compile seconds", "", "| algo | part | seconds |", "|---|---|---|"]
         lines += [f"| {a} | {k[5:]} | {v['trace_lower_seconds']:.1f} / {v['compile_seconds']:.1f} |" for a, k, v in partrows]
+    timed = [(a, r["passes"]) for a, r in result["algos"].items() if "passes" in r]
+    if timed:
+        lines += ["", "XLA's HLO passes, timed in one more cold build with pass logging (not in the medians above): "
+                  "their seconds against the XLA compile seconds of `init` + `advance` in that build (the rest is "
+                  "code generation), and the largest passes", "",
+                  "| algo | XLA compile s | HLO passes s | largest passes, s |", "|---|---|---|---|"]
+        for a, run in timed:
+            xla = sum(run[k]["compile_seconds"] for k in ("init", "advance"))
+            top = ", ".join(f"{k} {v:.1f}" for k, v in list(run["hlo_pass_seconds"].items())[:6])
+            lines.append(f"| {a} | {xla:.1f} | {sum(run['hlo_pass_seconds'].values()):.1f} | {top} |")
     write_text(out / f"{args.name}.md", "\n".join(lines) + "\n")
 
 

@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import checkpoint_cost  # noqa: E402
+import compile_time  # noqa: E402
 import hopper_paper_run  # noqa: E402
 import mbrl_lib_peer  # noqa: E402
 import physics_latency  # noqa: E402
@@ -173,3 +174,18 @@ def test_a_benchmark_table_header_names_the_compiler_settings():
     assert md_header("T", "cmd", prov)[-1] == "Git revision: `abc`; device: 1x cpu; versions: jax x"
     prov["settings"] = {"XLA_FLAGS": "--xla_gpu_enable_command_buffer="}
     assert md_header("T", "cmd", prov)[-1].endswith("versions: jax x; settings: XLA_FLAGS=--xla_gpu_enable_command_buffer=")
+
+
+def test_compile_time_sums_xla_pass_times_over_modules_and_units():
+    log = "\n".join([
+        "I1128 hlo_pass_pipeline.cc:303] Running HLO pass pipeline on module jit_a: simplification",
+        "I1128 hlo_pass_pipeline.cc:176] HLO pass: algsimp time: 1.5 s (1500000 us) (cumulative: 2 s, max: 1 s, #called: 3)",
+        "I1128 hlo_pass_pipeline.cc:176] HLO pass: dce time: 250 us (250 us) (cumulative: 2 s, max: 1 s, #called: 4)",
+        "I1128 hlo_pass_pipeline.cc:303] Running HLO pass pipeline on module jit_b: simplification",
+        "I1128 hlo_pass_pipeline.cc:176] HLO pass: algsimp time: 20 ms (20000 us) (cumulative: 2 s, max: 1 s, #called: 5)",
+        "I1128 hlo_pass_pipeline.cc:176] HLO pass: fusion time: 0.75 s (750000 us) (cumulative: 3 s, max: 1 s, #called: 6)",
+        "unrelated line: HLO pass: nothing"])
+    got = compile_time.pass_seconds(log)
+    assert list(got) == ["algsimp", "fusion", "dce"]
+    assert got["algsimp"] == pytest.approx(1.52) and got["fusion"] == pytest.approx(0.75)
+    assert got["dce"] == pytest.approx(250e-6)
