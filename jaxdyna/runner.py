@@ -363,6 +363,14 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
     before = outputs.status["groups"][g.name] if resume else {}     # a resumed group adds to its seconds
     seconds = {k: float(before.get(k) or 0.0) for k in ("compile_seconds", "run_seconds")}
     chunk_seconds = list(before.get("chunk_seconds") or [])
+    # run seconds count the chunks whose results are kept: a resume restarts from the last checkpoint,
+    # which can be behind what the status recorded, and the chunks after it are timed again
+    timed = "chunk_seconds" in before or not resume          # (statuses older than chunk_seconds: added to)
+
+    def kept(chunks_kept: int, from_checkpoint=None) -> None:
+        if timed:
+            chunk_seconds[:] = (from_checkpoint if from_checkpoint is not None else chunk_seconds)[:chunks_kept]
+            seconds["run_seconds"] = float(sum(chunk_seconds))
     done_all = True
     for part in range(g.parts):
         rows = table[part * per_part:(part + 1) * per_part]
@@ -388,8 +396,10 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
             state, start, meta = _restore_empty(abstract, restored["state"]), int(restore_step), restored["meta"]
             metrics = {k: np.asarray(v, dtype=meta["dtypes"][k]) for k, v in meta["metrics"].items()}
             diverged = np.asarray(meta["diverged"], bool)
+            kept(part * chunks + start, meta.get("chunk_seconds"))
         else:
             state = init_fn(keys, hps)
+            kept(part * chunks)
         seconds["compile_seconds"] += time.perf_counter() - t0
         for c in range(start, chunks):
             if stop.requested:
@@ -412,7 +422,7 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
             # the metrics so far travel with the state (JSON floats round-trip exactly), so a
             # restored group rewrites exactly the outputs it had
             meta = {"chunk": c + 1, "diverged": diverged.tolist(), "metrics": {k: v.tolist() for k, v in metrics.items()},
-                    "dtypes": {k: str(v.dtype) for k, v in metrics.items()}}
+                    "dtypes": {k: str(v.dtype) for k, v in metrics.items()}, "chunk_seconds": list(chunk_seconds)}
             # a checkpoint per chunk, unless the last one is still being written (the chunk was
             # shorter than a save): then this one is skipped and saved when the loop ends
             if _agree(not ckpt.is_saving_in_progress()) or c + 1 == chunks:

@@ -395,6 +395,42 @@ def test_a_skipped_checkpoint_is_saved_when_the_run_stops(reference, tmp_path, m
     np.testing.assert_array_equal(_returns(out), _returns(reference))
 
 
+class _InterruptAfterSecondChunk(_InterruptAfterFirstChunk):
+    def __init__(self):
+        self.chunks = 0
+
+    def log(self, group, rows, m):
+        self.chunks += 1
+        if self.chunks == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_resume_behind_the_status_counts_each_kept_chunk_once(tmp_path, monkeypatch):
+    """A run whose last checkpoint is behind its status (the save of chunk 2 never landed, as when
+    the process is killed while writing it) resumes from chunk 1 and times chunk 2 again: the
+    status keeps one wall time per chunk whose results it keeps, and the run seconds are their sum."""
+    from jaxdyna import runner
+    from jaxdyna.runner import prepare_out, run_plan
+
+    path, out = _sweep(tmp_path, chunk_evals=1), tmp_path / "out"
+    plan = plan_sweep(load_sweep(path), base=path.parent)
+    save = runner._save
+    monkeypatch.setattr(runner, "_save", lambda ckpt, step, state, meta: None if step == 2 else save(ckpt, step, state, meta))
+    prepare_out(out, plan, resume=False, overwrite=False)
+    assert not run_plan(plan, out, path.read_text(), "test", show_progress=False,
+                        loggers=[_InterruptAfterSecondChunk()]).complete
+    group = json.loads((out / "sweep.json").read_text())["groups"]["g00"]
+    assert group["evals_done"] == 2 and len(group["chunk_seconds"]) == 2
+    assert runner._checkpointer(out / "checkpoints" / "g00-p0").latest_step() == 1
+    monkeypatch.undo()
+    prepare_out(out, plan, resume=True, overwrite=False)
+    assert run_plan(plan, out, path.read_text(), "test", resume=True, show_progress=False).complete
+    group = json.loads((out / "sweep.json").read_text())["groups"]["g00"]
+    assert len(group["chunk_seconds"]) == 4 and all(t > 0 for t in group["chunk_seconds"])
+    assert sum(group["chunk_seconds"]) == pytest.approx(group["run_seconds"], abs=0.05)
+    assert len(_rows(out)) == 2 * 4
+
+
 def test_a_save_cut_short_leaves_the_previous_checkpoint(tmp_path):
     """Checkpoints are written in the background: a process that dies while writing one leaves
     the previous checkpoint to resume from, and no partial directory behind."""
