@@ -20,10 +20,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import pickle
+import re
 from pathlib import Path
 from typing import Callable
 
 import jax
+import numpy as np
 
 from jaxdyna.io import atomic_path
 
@@ -67,11 +69,41 @@ def _describe(x) -> str:
     return f"{tuple(x.shape)}:{x.dtype}:{type(sharding).__name__}:{spec}:{shape}:{devices}"
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _static_text(x) -> str:
+    """Text of a pytree node's static data that is the same in every process: arrays (MJX keeps
+    NumPy arrays of the model there, wrapped to be hashable) by shape, dtype and content digest,
+    containers item by item, anything else by its repr without memory addresses."""
+    array = x if isinstance(x, np.ndarray) else getattr(x, "array", None)
+    if isinstance(array, np.ndarray):
+        digest = hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+        return f"array{array.shape}:{array.dtype}:{digest}"
+    if isinstance(x, (tuple, list)):
+        return f"{type(x).__name__}(" + ",".join(map(_static_text, x)) + ")"
+    if isinstance(x, dict):
+        return "{" + ",".join(f"{k!r}:{_static_text(v)}" for k, v in x.items()) + "}"
+    return _ADDRESS.sub("", repr(x))
+
+
+def _tree_text(tree) -> str:
+    """A pytree structure as text that is the same in every process. `str(tree)` is not: node
+    types' static data can print memory addresses (MJX's `Data`), so a program over an MJX state
+    would never be found again."""
+    data = tree.node_data()
+    if data is None:
+        return "*"
+    kind, aux = data
+    return (f"{kind.__module__}.{kind.__qualname__}[{_static_text(aux)}]("
+            + ",".join(_tree_text(c) for c in tree.children()) + ")")
+
+
 def program_key(name: str, what: str, args: tuple) -> str:
     leaves, tree = jax.tree_util.tree_flatten(args)
     h = hashlib.sha256()
     flags = [f"{k}={getattr(jax.config, k)}" for k in CONFIG_FLAGS]
-    for part in (name, what, str(tree), *map(_describe, leaves), *flags, _code_digest()):
+    for part in (name, what, _tree_text(tree), *map(_describe, leaves), *flags, _code_digest()):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:32]

@@ -96,3 +96,56 @@ def test_the_key_names_the_kind_and_number_of_devices_not_which():
     y = jax.ShapeDtypeStruct((4, 3), jnp.float32, sharding=NamedSharding(Mesh(np.array([dev]), ("other",)), PartitionSpec("other")))
     assert dev.platform in programs._describe(x) and "runs" in programs._describe(x)
     assert programs.program_key("p", "v", (x,)) != programs.program_key("p", "v", (y,))
+
+
+class _Wrapped:
+    """Static pytree data like MJX's: a NumPy array in a wrapper whose repr holds its address."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __hash__(self):
+        return hash(self.array.tobytes())
+
+    def __eq__(self, other):
+        return np.array_equal(self.array, other.array)
+
+
+@jax.tree_util.register_pytree_node_class
+class _Node:
+    def __init__(self, x, meta):
+        self.x, self.meta = x, meta
+
+    def tree_flatten(self):
+        return (self.x,), self.meta
+
+    @classmethod
+    def tree_unflatten(cls, meta, children):
+        return cls(children[0], meta)
+
+
+def test_the_key_reads_static_data_by_content_not_by_address():
+    """A state whose static data prints a memory address (MJX's `Data`) must give the same key in
+    every process, or its program is never found again; different contents stay different."""
+    x = jax.ShapeDtypeStruct((3,), jnp.float32)
+    key = lambda meta: programs.program_key("advance", "cfg", (_Node(x, meta),))
+    a, b = _Wrapped(np.arange(4)), _Wrapped(np.arange(4))
+    assert " at 0x" in str(jax.tree_util.tree_structure(_Node(x, a)))        # what str(tree) gave
+    assert key(a) == key(b)
+    assert key(a) != key(_Wrapped(np.arange(5))) and key(a) != key(_Wrapped(np.arange(4) + 1))
+    assert key((a, {"k": 1})) == key((b, {"k": 1})) != key((b, {"k": 2}))
+
+
+def test_an_mjx_state_has_the_same_key_in_every_process():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = ("import jax; from jaxdyna import programs; from jaxdyna.envs import make_env, env_reset; "
+              "env = make_env('hopper', 'mjx'); "
+              "s = jax.eval_shape(lambda k: env_reset(env, k, 2), jax.random.PRNGKey(0)); "
+              "print(programs.program_key('advance', 'cfg', (s,)))")
+    keys = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+                           timeout=300, check=True).stdout.strip() for _ in range(2)}
+    assert len(keys) == 1 and len(keys.pop()) == 32
