@@ -84,6 +84,8 @@ def _static_text(x) -> str:
         return f"{type(x).__name__}(" + ",".join(map(_static_text, x)) + ")"
     if isinstance(x, dict):
         return "{" + ",".join(f"{k!r}:{_static_text(v)}" for k, v in x.items()) + "}"
+    if isinstance(x, (set, frozenset)):                 # printed in hash order, which varies by process
+        return "set(" + ",".join(sorted(map(_static_text, x))) + ")"
     return _ADDRESS.sub("", repr(x))
 
 

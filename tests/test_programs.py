@@ -134,6 +134,7 @@ def test_the_key_reads_static_data_by_content_not_by_address():
     assert key(a) == key(b)
     assert key(a) != key(_Wrapped(np.arange(5))) and key(a) != key(_Wrapped(np.arange(4) + 1))
     assert key((a, {"k": 1})) == key((b, {"k": 1})) != key((b, {"k": 2}))
+    assert programs._static_text(frozenset({"b", "a"})) == programs._static_text(frozenset({"a", "b"})) == "set('a','b')"
 
 
 def test_an_mjx_state_has_the_same_key_in_every_process():
