@@ -8,7 +8,7 @@ import time
 import jax
 import numpy as np
 
-from jaxdyna.io import describe_settings
+from jaxdyna.io import describe_versions
 
 
 def median(xs) -> float:
@@ -58,4 +58,4 @@ def md_header(title: str, command: str, prov: dict) -> list[str]:
     """The first lines of a benchmark's Markdown table: title, command, revision, device, versions."""
     return [f"# {title}", "", f"Command: `{command}`  ",
             f"Git revision: `{prov['git_revision']}`; device: {prov['device']}; versions: "
-            + ", ".join(f"{k} {v}" for k, v in prov["versions"].items()) + describe_settings(prov)]
+            + describe_versions(prov)]

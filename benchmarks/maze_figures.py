@@ -20,7 +20,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from jaxdyna.io import describe_settings, provenance, write_json, write_text
+from jaxdyna.io import describe_versions, provenance, write_json, write_text
 from jaxdyna.tabular.cli import DEFAULT_KAPPA, PRESETS
 from jaxdyna.tabular.dyna_q import dyna_q, dyna_q_plus
 from jaxdyna.tabular.experiments import (MazeResult, plot, run_episode_experiment, run_step_experiment,
@@ -57,7 +57,7 @@ def readme(summaries: dict, prov: dict, runs: int) -> str:
                  ("mean_reward_after_change", "reward after change"),
                  ("mean_cumulative_reward_end", "cum. reward at end"),
                  ("runs_using_new_path", "runs using the new path")]
-    versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items()) + describe_settings(prov)
+    versions = describe_versions(prov)
     return f"""# Dyna Maze experiments (Sutton & Barto 2nd ed., ch. 8)
 
 Tabular Dyna-Q / Dyna-Q+ in JAX (`jaxdyna.tabular`), means over {runs} runs (same seeds for every

@@ -248,7 +248,7 @@ def summarise(runs: list[dict]) -> tuple[dict, dict]:
 
 
 def save(out: Path, name: str, result: dict) -> None:
-    from jaxdyna.io import describe_settings, write_json, write_text
+    from jaxdyna.io import describe_versions, write_json, write_text
     result["medians"], ratios = summarise(result["runs"])
     result["ratios_mbrl_over_jaxdyna"] = ratios.get("jaxdyna", {})
     result["ratios_mbrl_over"] = ratios
@@ -257,7 +257,7 @@ def save(out: Path, name: str, result: dict) -> None:
     mv = next((r["versions"] for r in result["runs"] if r["side"] == "mbrl-lib"), {})
     lines = ["# jaxdyna vs mbrl-lib MBPO, inverted pendulum" + ("" if result["complete"] else " (INCOMPLETE)"), "",
              f"Command: `{result['command']}`  ", f"Git revision: `{p['git_revision']}`; device: {p['device']}  ",
-             "jaxdyna side: " + ", ".join(f"{k} {v}" for k, v in p["versions"].items()) + describe_settings(p) + "  ",
+             "jaxdyna side: " + describe_versions(p) + "  ",
              "mbrl-lib side: " + ", ".join(f"{k} {v}" for k, v in mv.items()), "",
              f"{result['settings']['budget']}. Median of {result['repeats']} alternating blocks per side, each a fresh "
              f"process pinned to core(s) {result['settings']['cores']} with {result['settings']['threads']} "

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _brax_compat  # noqa: E402
 
 from jaxdyna.config import resolve  # noqa: E402
-from jaxdyna.io import describe_settings, provenance, write_json, write_text  # noqa: E402
+from jaxdyna.io import describe_versions, provenance, write_json, write_text  # noqa: E402
 from jaxdyna.results import plot_curves, steps_to_threshold  # noqa: E402
 from jaxdyna.sweep import run_sweep  # noqa: E402
 # the matched settings are the throughput benchmark's, defined once there
@@ -100,7 +100,6 @@ def report(out: Path, doc: dict) -> None:
                 footer=f"{prov['command']}\n{prov['git_revision']} | {prov['device']}",
                 hlines=[(THRESHOLD, "900")], xlabel="env steps (warm-up included)",
                 ylabel="eval return (deterministic)", ylim=(-20, 1050))
-    v = prov["versions"]
     s = doc["settings"]
     text = f"""# SAC learning: jaxdyna vs Brax's own SAC at matched settings ({ENV})
 
@@ -123,7 +122,7 @@ compile {doc['jaxdyna']['compile_seconds']:.0f} s + run {doc['jaxdyna']['run_sec
 * command: `{prov['command']}`
 * git revision: `{prov['git_revision']}`
 * device: {prov['device']}
-* versions: {", ".join(f"{k} {val}" for k, val in v.items())}{describe_settings(prov)}
+* versions: {describe_versions(prov)}
 """
     write_text(out / "README.md", text)
     print(text)

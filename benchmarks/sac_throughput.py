@@ -55,7 +55,7 @@ from _timing import load_average, median, timed_call  # noqa: E402
 
 from jaxdyna.config import resolve, stack_hparams  # noqa: E402
 from jaxdyna.envs import Transition, env_reset, env_step, evaluate, make_env  # noqa: E402
-from jaxdyna.io import describe_settings, provenance, write_json, write_text  # noqa: E402
+from jaxdyna.io import describe_versions, provenance, write_json, write_text  # noqa: E402
 from jaxdyna.networks import deterministic_action  # noqa: E402
 from jaxdyna.sac import agent_init, learn, make_nets  # noqa: E402
 from jaxdyna.sweep import batched, resolve_batching, run_keys  # noqa: E402
@@ -353,7 +353,7 @@ def one_seed_run(ours: dict) -> tuple[dict | None, str | None]:
 def section(doc: dict) -> str:
     """The README section of one results JSON (one device)."""
     prov, s = doc["provenance"], doc["settings"]
-    versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items()) + describe_settings(prov)
+    versions = describe_versions(prov)
     return f"""## {prov['device']}
 
 Command: `{prov['command']}`

@@ -135,3 +135,8 @@ def describe_settings(prov: dict) -> str:
     """'; settings: XLA_FLAGS=...' for a provenance made under compiler settings, else ''."""
     settings = prov.get("settings") or {}
     return "; settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()) if settings else ""
+
+
+def describe_versions(prov: dict) -> str:
+    """'python 3.11.7, jax 0.10.2, ...' and the compiler settings: a figure header's versions."""
+    return ", ".join(f"{k} {v}" for k, v in prov["versions"].items()) + describe_settings(prov)
