@@ -35,6 +35,7 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,22 +293,37 @@ def _restore_empty(abstract, restored):
     return jax.tree_util.tree_map(fill, abstract, restored, is_leaf=lambda x: x is None)
 
 
+# Orbax (0.12) keys a save's background steps by one process-wide "current operation" id
+# (`OperationIdGenerator`), which every save moves on. Two checkpoint managers saving at once in
+# one process (groups side by side) read each other's id: a save fails with missing files in its
+# temporary directory, or waits on a signal that never comes (a 300 s timeout). So a process has
+# one save in flight at a time: a group's save first waits for the other groups' background saves.
+_SAVE_LOCK = threading.Lock()
+_MANAGERS: weakref.WeakSet = weakref.WeakSet()
+
+
 def _checkpointer(path: Path):
     import orbax.checkpoint as ocp
 
     opts = ocp.CheckpointManagerOptions(max_to_keep=1, create=True, enable_async_checkpointing=True,
                                         cleanup_tmp_directories=True)
-    return ocp.CheckpointManager(path.resolve(), options=opts)
+    ckpt = ocp.CheckpointManager(path.resolve(), options=opts)
+    _MANAGERS.add(ckpt)
+    return ckpt
 
 
 def _save(ckpt, step: int, state, meta: dict) -> None:
     """Checkpoint `state` as chunk `step`. Asynchronous: this waits only for the state to be copied
-    to the host; orbax writes it on a thread (atomically: a save cut short leaves the previous
-    checkpoint) while the next chunk runs."""
+    to the host (and for another group's save in flight, see `_SAVE_LOCK`); orbax writes it on a
+    thread (atomically: a save cut short leaves the previous checkpoint) while the next chunk runs."""
     import orbax.checkpoint as ocp
 
-    ckpt.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_drop_empty(state)),
-                                            meta=ocp.args.JsonSave(meta)))
+    with _SAVE_LOCK:
+        for other in list(_MANAGERS):
+            if other is not ckpt:
+                other.wait_until_finished()
+        ckpt.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_drop_empty(state)),
+                                                meta=ocp.args.JsonSave(meta)))
 
 
 def _compile_both(init_fn: programs.Built | None, init_args: tuple, build_advance: Callable[[], programs.Built],

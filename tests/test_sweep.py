@@ -136,6 +136,43 @@ def test_groups_side_by_side_give_the_one_device_results(reference, tmp_path):
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["wall_seconds"] > 0
 
 
+def test_checkpoints_of_groups_side_by_side_are_all_written(tmp_path):
+    """Side-by-side groups save from their own threads, each with its own checkpoint manager. Orbax
+    keys a save's background steps by one process-wide operation id, so saves in flight at once in
+    two managers used to fail (missing files in the temporary directory) or hang on a signal; the
+    runner keeps one save in flight per process. Every save of both threads lands, with its data."""
+    import threading
+
+    import orbax.checkpoint as ocp
+
+    from jaxdyna.runner import _checkpointer, _save
+
+    errors, last = [], {0: 4, 1: 20}        # thread 0 closes its manager while thread 1 still saves
+
+    def work(i):
+        try:
+            ckpt = _checkpointer(tmp_path / f"g{i}")
+            for step in range(1, last[i] + 1):
+                _save(ckpt, step, {"x": jax.numpy.arange(500.0) * step + i}, {"chunk": step})
+            ckpt.close()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads) and not errors, errors
+    for i in (0, 1):
+        ckpt = _checkpointer(tmp_path / f"g{i}")
+        assert ckpt.latest_step() == last[i]
+        got = ckpt.restore(last[i], args=ocp.args.Composite(state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+        np.testing.assert_array_equal(got["state"]["x"], np.arange(500.0) * last[i] + i)
+        assert got["meta"] == {"chunk": last[i]}
+        ckpt.close()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
