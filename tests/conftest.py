@@ -25,6 +25,16 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict |
                           cwd=cwd or ROOT, env=env, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+def pytest_xdist_auto_num_workers(config):
+    """Workers for `-n auto` (pyproject's addopts): one per core, at most 4. Most of the suite's time
+    is XLA compiling one program at a time on one core; two workers on 2 cores take a first run
+    (empty compilation cache) from 21 to 16 minutes (README, "The two commands"). Past 4,
+    `--dist loadfile` leaves workers idle behind test_sweep.py while each holds a JAX process
+    (about 2 GiB at its peak). PYTEST_XDIST_AUTO_NUM_WORKERS overrides; `-n 0` runs in this process."""
+    forced = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
+    return int(forced) if forced else max(1, min(4, len(os.sched_getaffinity(0))))
+
+
 @pytest.fixture(scope="session")
 def tiny():
     return dict(TINY)
