@@ -57,6 +57,7 @@ def test_malformed_yaml(tmp_path):
     assert r.returncode == 2 and "mapping" in r.stderr
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_writes_all_files(tmp_path, tiny):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text("\n".join(f"{k}: {v}" for k, v in tiny.items())
@@ -94,6 +95,7 @@ def test_cli_end_to_end_writes_all_files(tmp_path, tiny):
     assert missing.returncode == 2 and "seed 0" in missing.stderr and "Traceback" not in missing.stderr
 
 
+@pytest.mark.slow
 def test_drills_refused_before_any_work(tmp_path):
     """Each a one-line error and exit 2 before training: nothing written, nothing lost."""
     empty = tmp_path / "empty.yaml"

@@ -16,6 +16,7 @@ SMALL_MODEL = dict(ensemble_size=3, num_elites=2, model_hidden=[32, 32], model_t
                   rollout_min_len=1, rollout_max_len=3, epoch_length=250, real_ratio=0.05,
                   updates_per_step=4, model_retain=2)),
 ])
+@pytest.mark.slow
 def test_learns_on_inverted_pendulum(algo, extra, tiny, random_return):
     cfg, hp = resolve({**tiny, "algo": algo, "total_steps": 2500, "warmup_steps": 500, "eval_every": 500,
                        "buffer_size": 5000, "target_entropy": -0.05, **SMALL_MODEL, **extra})

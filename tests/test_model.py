@@ -128,6 +128,7 @@ def test_rollouts_masked_after_termination_and_beyond_length():
     assert valid[:2].all() and not valid[2:].any()
 
 
+@pytest.mark.slow
 def test_rollout_stops_at_traced_length_with_the_same_steps():
     """`imagine` computes only `length` of the static maximum's steps; what it keeps is exactly the
     full-horizon rollout's first `length` steps (same keys per step), on hopper with a learned

@@ -18,6 +18,7 @@ from jaxdyna.termination import known_rule  # noqa: E402
 TASK = "playground/CartpoleSwingup"
 
 
+@pytest.mark.slow
 def test_time_limit_keeps_the_true_next_observation():
     env = make_env(TASK)
     assert (env.observation_size, env.action_size) == (5, 1)

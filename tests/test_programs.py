@@ -137,6 +137,7 @@ def test_the_key_reads_static_data_by_content_not_by_address():
     assert programs._static_text(frozenset({"b", "a"})) == programs._static_text(frozenset({"a", "b"})) == "set('a','b')"
 
 
+@pytest.mark.slow
 def test_an_mjx_state_has_the_same_key_in_every_process():
     import subprocess
     import sys

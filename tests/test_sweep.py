@@ -117,6 +117,7 @@ def test_four_devices_give_the_one_device_results(reference, tmp_path):
     np.testing.assert_array_equal(_returns(tmp_path / "out"), _returns(reference))
 
 
+@pytest.mark.slow
 def test_groups_side_by_side_give_the_one_device_results(reference, tmp_path):
     """Two groups (a static grid) on two CPU devices run side by side, one device each, with each
     group's one-device numbers."""
@@ -179,6 +180,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_one_process_results(reference, tmp_path):
     """jax.distributed over two local CPU processes (gloo): one global mesh, process 0 writes."""
     sweep, port = _sweep(tmp_path), _free_port()
@@ -192,6 +194,7 @@ def test_two_processes_give_the_one_process_results(reference, tmp_path):
     np.testing.assert_array_equal(_returns(tmp_path / "out"), _returns(reference))
 
 
+@pytest.mark.slow
 def test_kill_then_sigint_then_resume_equals_uninterrupted(reference, tmp_path):
     sweep, out = _sweep(tmp_path), tmp_path / "out"
     status = out / "sweep.json"
@@ -233,6 +236,7 @@ def test_kill_then_sigint_then_resume_equals_uninterrupted(reference, tmp_path):
     np.testing.assert_array_equal(_returns(out), _returns(reference))
 
 
+@pytest.mark.slow
 def test_time_limit_stops_resumable_and_records_chunk_seconds(reference, tmp_path):
     sweep, out = _sweep(tmp_path), tmp_path / "out"
     # a limit that passes while the program builds: no chunk starts, exit 75, resumable
@@ -306,6 +310,7 @@ def test_inline_configs_in_a_sweep_file():
         plan_sweep({"configs": [{"env": "hopper"}]})
 
 
+@pytest.mark.slow
 def test_compare_is_a_sweep_with_a_report(tmp_path):
     """`jaxdyna compare A.yaml B.yaml`: one sweep (same static config -> one program), then its report."""
     a, b = tmp_path / "fast.yaml", tmp_path / "slow.yaml"

@@ -46,6 +46,7 @@ def test_seed_in_batch_matches_seed_alone(sac):
         np.testing.assert_array_equal(np.asarray(v), metrics[k][1], err_msg=k)
 
 
+@pytest.mark.slow
 def test_vmapped_seed_matches_alone_to_rounding(sac):
     """Under vmap a seed's first period matches the seed alone up to float rounding (XLA's batched
     CPU kernels round differently), far closer than another seed; bit-exact is `map` (above)."""

@@ -219,6 +219,7 @@ def test_steve_target_runs_with_learned_ensemble():
 
 
 @pytest.mark.parametrize("algo, extra", [("mve", {"td_k": True}), ("steve", {})])
+@pytest.mark.slow
 def test_learns_on_inverted_pendulum(algo, extra, tiny, random_return):
     cfg, hp = resolve({**tiny, "algo": algo, "total_steps": 2500, "warmup_steps": 500, "eval_every": 500,
                        "buffer_size": 5000, "target_entropy": -0.05, "value_horizon": 2, "horizon": 2,
