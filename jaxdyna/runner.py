@@ -320,8 +320,10 @@ def _save(ckpt, step: int, state, meta: dict) -> None:
 
     with _SAVE_LOCK:
         for other in list(_MANAGERS):
-            if other is not ckpt:
-                other.wait_until_finished()
+            # polled, not `wait_until_finished()`: that would raise the other group's save error
+            # here (once, and then no more in its own thread)
+            while other is not ckpt and other.is_saving_in_progress():
+                time.sleep(0.01)
         ckpt.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_drop_empty(state)),
                                                 meta=ocp.args.JsonSave(meta)))
 

@@ -28,11 +28,22 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict |
 def pytest_xdist_auto_num_workers(config):
     """Workers for `-n auto` (pyproject's addopts): one per core, at most 4. Most of the suite's time
     is XLA compiling one program at a time on one core; two workers on 2 cores take a first run
-    (empty compilation cache) from 21 to 16 minutes (README, "The two commands"). Past 4,
+    (empty compilation cache) from 21 to 15 minutes (README, "The two commands"). Past 4,
     `--dist loadfile` leaves workers idle behind test_sweep.py while each holds a JAX process
     (about 2 GiB at its peak). PYTEST_XDIST_AUTO_NUM_WORKERS overrides; `-n 0` runs in this process."""
     forced = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
     return int(forced) if forced else max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+# The files that take longest with an empty compilation cache (a machine's first run), longest
+# first: they start first, and the short files fill in beside them at the end of a parallel run.
+LONGEST_FIRST = ("test_sweep.py", "test_playground.py", "test_value_expansion.py", "test_train.py",
+                 "test_cli.py", "test_model.py", "test_dyna_family.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))     # stable: file order kept within
 
 
 @pytest.fixture(scope="session")
