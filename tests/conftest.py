@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # the same tiny program compiled by several tests, or by a killed and resumed sweep, compiles once.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "jaxdyna-test-xla-cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+# Several test workers may share one GPU: none takes most of its memory up front (no effect on CPU).
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 # Tiny settings shared by the tests: small networks and batches, short budgets.
 TINY = dict(env="inverted_pendulum", backend="generalized", episode_length=1000, eval_episodes=4,
