@@ -114,8 +114,9 @@ def main(argv=None) -> int:
     model_step = flops(lambda p, o: mdl.model_update(p, o, x, y, jnp.ones((E, b)), ens.weight_decay, hp.model_lr,
                                                          ens.matmul_dtype),
                        state.model.params, state.model.opt)
-    holdout = flops(lambda p: mdl._holdout_mse(p, jnp.zeros((h_max, ens.sizes[0])), jnp.zeros((h_max, ens.out_size)),
-                                               jnp.ones(h_max), ens.matmul_dtype), state.model.params)
+    rows = mdl.holdout_block_rows(h_max)                            # the holdout is scored in blocks of `rows`
+    holdout = -(-n_hold // rows) * flops(lambda p: mdl._holdout_errors(
+        p, jnp.zeros((rows, ens.sizes[0])), jnp.zeros((rows, ens.out_size)), ens.matmul_dtype), state.model.params)
     eval_ret, eval_len = jax.jit(parts.evaluate)(state, k_eval)
     eval_len = float(eval_len)
 

@@ -237,6 +237,44 @@ def test_early_stopping_counts_like_mbpo():
     assert int(metrics["model_epochs"]) == 1 + 6
 
 
+def test_holdout_scored_in_blocks_gives_the_all_at_once_loss(fitted):
+    """`_holdout_mse` scores `rows` rows at a time: the same loss per member as all rows at once, no
+    block starts past the live rows (NaN inputs there are never read), and a last block that would
+    pass the holdout's end is moved back to end at it."""
+    _, _, model, _ = fitted
+    h, n, rows = 1000, 700, 128
+    k1, k2 = jax.random.split(jax.random.PRNGKey(5))
+    x, y = jax.random.normal(k1, (h, 4)), 0.1 * jax.random.normal(k2, (h, 4))
+    mask = (jnp.arange(h) < n).astype(jnp.float32)
+    loss = jax.jit(mdl._holdout_mse, static_argnums=5)
+    whole = loss(model.params, x, y, mask, n, h)
+    np.testing.assert_allclose(loss(model.params, x, y, mask, n, rows), whole, rtol=1e-6)
+    unread = -(-n // rows) * rows                                    # 768: the end of the last block
+    blocked = loss(model.params, x.at[unread:].set(jnp.nan), y, mask, n, rows)
+    np.testing.assert_allclose(blocked, whole, rtol=1e-6)
+    assert np.all(np.isnan(loss(model.params, x.at[unread:].set(jnp.nan), y, mask, n, h)))
+    ones = jnp.ones(h)                                                # every row live: 8 blocks, the last moved back
+    np.testing.assert_allclose(loss(model.params, x, y, ones, h, rows), loss(model.params, x, y, ones, h, h),
+                               rtol=1e-6)
+
+
+def test_fit_with_blocked_holdout_keeps_the_same_snapshots(monkeypatch):
+    """A refit whose holdout (600 rows) is scored in 512-row blocks on a CPU keeps the same weights,
+    epochs and elites as one that scores it at once."""
+    cfg, _ = resolve({"algo": "mbpo", "ensemble_size": 3, "num_elites": 2, "model_hidden": [16],
+                      "model_max_train": 3000, "model_batch_size": 256, "model_max_epochs": 8,
+                      "termination": "never"})
+    data = _linear_system(jax.random.PRNGKey(1), 3000)
+    assert mdl.holdout_block_rows(600) == (512 if jax.default_backend() == "cpu" else 600)
+    _, blocked, m_blocked = _fit(cfg, data)
+    monkeypatch.setattr(mdl, "holdout_block_rows", lambda h_max: h_max)
+    _, whole, m_whole = _fit(cfg, data)
+    same = lambda a, b: jax.tree_util.tree_all(jax.tree_util.tree_map(lambda p, q: bool(jnp.all(p == q)), a, b))
+    assert same(blocked.params, whole.params) and same(blocked.elites, whole.elites)
+    assert int(m_blocked["model_epochs"]) == int(m_whole["model_epochs"])
+    np.testing.assert_allclose(blocked.holdout_loss, whole.holdout_loss, rtol=1e-6)
+
+
 def test_holdout_loss_and_predictions_in_target_units():
     """Only inputs are normalised (MBPO, mbrl-lib): with targets of scale ~100 the holdout MSE is the
     raw-unit MSE of the mean prediction, and predictions come out in target units."""
