@@ -11,8 +11,9 @@ refits must be identical (checked; the run fails otherwise), and the holdout los
     python benchmarks/holdout_blocks.py --out results/holdout_blocks --name cpu
 
 Default: the shipped MBPO inverted-pendulum and hopper configs (7 x 4x200 ensemble, batch 256),
-each after 5,000 random warm-up steps, so the refit is one of the run's first: hopper's buffer holds
-its 125k-step run, so its holdout is padded to 5,000 rows while 1,000 are live.
+each after 5,000 random warm-up steps, so the refit is one of the run's first. The real buffer holds
+the config's `total_steps` (at least the warm-up and one evaluation period): inverted_pendulum's
+holdout is then 1,000 live rows of 1,050, hopper's (125k-step run) 1,000 live rows of 5,000.
 """
 
 from __future__ import annotations
@@ -39,15 +40,19 @@ MODES = ("blocks", "at once")
 def measure(path: str, sets: dict, args) -> dict:
     values = {**load_yaml(path), **sets, "warmup_steps": args.warmup,
               "model_max_epochs": args.epochs, "model_patience": args.epochs}
+    values["total_steps"] = max(int(values.get("total_steps", 0)), args.warmup + int(values.get("eval_every", 250)))
     cfg, hp0 = resolve(values)
     hp = as_arrays(hp0)
     prog = make_train(cfg, num_evals=1)
     state = jax.jit(prog.init)(jax.random.PRNGKey(0), hp)
     key = jax.random.PRNGKey(1)
     # the same program traced twice: the holdout in blocks (the CPU default) and all at once
-    fit = {"blocks": jax.jit(prog.parts.fit_model).lower(state, key, hp).compile()}
+    # (a new function object each time: JAX caches a trace by the function it traces)
+    fit = {"blocks": jax.jit(lambda s, k, h: prog.parts.fit_model(s, k, h)).lower(state, key, hp).compile()}
     with mock.patch.object(mdl, "holdout_block_rows", lambda h_max: h_max):
-        fit["at once"] = jax.jit(prog.parts.fit_model).lower(state, key, hp).compile()
+        fit["at once"] = jax.jit(lambda s, k, h: prog.parts.fit_model(s, k, h)).lower(state, key, hp).compile()
+    if fit["blocks"].as_text() == fit["at once"].as_text() and mdl.holdout_block_rows(2 ** 20) < 2 ** 20:
+        raise SystemExit("the two modes compiled to the same program")
 
     out = {m: fit[m](state, key, hp) for m in MODES}
     (a, ma), (b, mb) = out["blocks"], out["at once"]

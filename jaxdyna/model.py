@@ -206,11 +206,13 @@ def _holdout_errors(params, x, y, dtype):
 
 
 def holdout_block_rows(h_max: int) -> int:
-    """Rows scored at once by `_holdout_mse`. On a CPU, blocks of 512 rows: a block's activations
-    stay in cache (5,000 hopper rows scored in 512-row blocks take 106 against 160 ms at once), and
-    a refit early in a run scores only its live holdout rows, not the padded `h_max`. Elsewhere all
+    """Rows scored at once by `_holdout_mse`. On a CPU, the holdout's `h_max` rows split evenly into
+    blocks of at most 512: a block's activations stay in cache, and an early refit scores only the
+    blocks that hold live rows, not the padded `h_max` (`results/holdout_blocks/`). Elsewhere all
     rows at once: one large batch, no loop of small kernels on an accelerator."""
-    return min(h_max, 512) if jax.default_backend() == "cpu" else h_max
+    if jax.default_backend() != "cpu":
+        return h_max
+    return -(-h_max // -(-h_max // 512))
 
 
 def _holdout_mse(params, x, y, mask, n, rows: int, dtype="float32"):
@@ -219,7 +221,7 @@ def _holdout_mse(params, x, y, mask, n, rows: int, dtype="float32"):
     Scored `rows` rows at a time, up to row n; a last block that would pass row H ends at row H
     instead (its rows already scored get the same values again). A row's error does not depend on
     the block it is scored in, and rows past n keep an error of 0 with mask 0, so the loss is
-    bit-identical to scoring all H rows at once."""
+    the same as scoring all H rows at once (XLA may fuse the sum differently: the last bit can differ)."""
     h = x.shape[0]
     if rows >= h:
         err = _holdout_errors(params, x, y, dtype)
