@@ -50,11 +50,16 @@ def final_actor(ckpt_dir: Path, row: int):
     """The actor parameters of row `row` in the latest checkpoint of one group part."""
     import orbax.checkpoint as ocp
 
-    manager = ocp.CheckpointManager(ckpt_dir.resolve(), options=ocp.CheckpointManagerOptions(read_only=True))
+    manager = ocp.CheckpointManager(ckpt_dir.resolve(), options=ocp.CheckpointManagerOptions(read_only=True),
+                                    item_handlers={"state": ocp.StandardCheckpointHandler()})
     step = manager.latest_step()
     if step is None:
         raise ConfigError(f"RUN_DIR: the checkpoint {ckpt_dir} is empty")
-    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+    # onto this process's first device, whatever devices the run was saved from (e.g. several GPUs)
+    here = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=here),
+                                    manager.item_metadata(step)["state"])
+    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
     return jax.tree_util.tree_map(lambda x: jnp.asarray(np.asarray(x)[row]), state["agent"]["actor"])
 
 

@@ -278,6 +278,13 @@ class Outputs:
 
 
 # --- one group --------------------------------------------------------------------------------
+def _state_sharding(leaf, mesh: Mesh) -> NamedSharding:
+    """Where a leaf of the training state lives: split over the mesh's runs, except a zero-size
+    array (MJX's `Data` has some), which XLA returns replicated from `init` and `advance` alike;
+    `advance` is compiled to take it that way, or a mesh of several devices refuses the state."""
+    return NamedSharding(mesh, PartitionSpec() if math.prod(leaf.shape) == 0 else PartitionSpec("runs"))
+
+
 def _drop_empty(tree):
     """The tree with zero-size arrays as None: orbax cannot save them (MJX's `Data` has some)."""
     return jax.tree_util.tree_map(lambda x: None if math.prod(x.shape) == 0 else x, tree)
@@ -400,8 +407,7 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
         ckpt = _checkpointer(outputs.out / "checkpoints" / f"{g.name}-p{part}")
         t0 = time.perf_counter()
         init_fn = programs.build("init", what, lambda: over(prog().init), (keys, hps))
-        sharding = NamedSharding(mesh, PartitionSpec("runs"))
-        abstract = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
+        abstract = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=_state_sharding(s, mesh)),
                                           init_fn.out_shapes)
         restore_step = ckpt.latest_step() if resume else None
         compiled_adv = _compile_both(init_fn if restore_step is None else None, (keys, hps),

@@ -47,11 +47,14 @@ def test_dmc_tasks_never_terminate_and_unknown_tasks_are_refused():
 
 
 @pytest.mark.slow
-def test_cli_runs_a_playground_task_and_a_seed_alone_equals_it_inside_the_sweep(tmp_path):
+def test_cli_runs_a_playground_task_on_two_devices_and_a_seed_alone_equals_it(tmp_path):
+    """Two seeds on two forced CPU devices, one each (MJX's state holds zero-size arrays, which XLA
+    keeps replicated: the programs must take them so), then seed 1 alone on one device."""
     common = ["--set", "algo=sac", "--set", f"env={TASK}", "--set", "total_steps=500", "--set", "warmup_steps=300",
               "--set", "eval_every=100", "--set", "eval_episodes=2", "--set", "episode_length=100",
               "--set", "actor_hidden=[16]", "--set", "critic_hidden=[16]", "--set", "batch_size=32", "--quiet"]
-    both = run_cli("run", *common, "--seeds", "2", "--out", str(tmp_path / "both"))
+    both = run_cli("run", *common, "--seeds", "2", "--out", str(tmp_path / "both"),
+                   env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
     assert both.returncode == 0, both.stderr
     assert "Failed to import" not in both.stdout + both.stderr
     alone = run_cli("run", *common, "--seed0", "1", "--seeds", "1", "--out", str(tmp_path / "alone"))
