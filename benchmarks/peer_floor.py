@@ -16,28 +16,23 @@ without doing less arithmetic (bfloat16 matmuls, for one, do less; their blocks 
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import shlex
+import sys
+from pathlib import Path
 
-# one thread, as the peer's jaxdyna blocks (set before JAX starts)
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
-                           " intra_op_parallelism_threads=1").strip()
+import jax
+import jax.numpy as jnp
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import shlex  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+from _timing import load_average, md_header, median
+from flop_floor import chain_rate, flops
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-from _timing import load_average, md_header, median  # noqa: E402
-from flop_floor import chain_rate, flops  # noqa: E402
-
-from jaxdyna import model as mdl  # noqa: E402
-from jaxdyna.config import as_arrays, load_yaml, resolve  # noqa: E402
-from jaxdyna.io import provenance, write_json, write_text  # noqa: E402
-from jaxdyna.train import make_train, real_capacity  # noqa: E402
+from jaxdyna import model as mdl
+from jaxdyna.config import as_arrays, load_yaml, resolve
+from jaxdyna.io import provenance, write_json, write_text
+from jaxdyna.train import make_train, real_capacity
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,12 +89,17 @@ def main(argv=None) -> int:
         peer = json.loads(Path(args.peer).read_text())
         settings = peer["settings"]
         runs = [r for r in peer["runs"] if r["side"] == "jaxdyna"]
-        mbrl = median([r["run_s"] for r in peer["runs"] if r["side"] == "mbrl-lib"])
-    except (OSError, ValueError, KeyError) as e:
+        mbrl_runs = [r["run_s"] for r in peer["runs"] if r["side"] == "mbrl-lib"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
         ap.error(f"--peer: not a mbrl_lib_peer.py result ({e.__class__.__name__}: {e})")
-    if not runs:
-        ap.error("--peer: the result has no float32 jaxdyna block")
+    if not runs or not mbrl_runs:
+        ap.error(f"--peer: the result needs a float32 jaxdyna block and a mbrl-lib block; it has "
+                 f"{len(runs)} and {len(mbrl_runs)}")
+    mbrl = median(mbrl_runs)
 
+    # one thread, as the peer's jaxdyna blocks: read when JAX starts its CPU backend, below
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                               " intra_op_parallelism_threads=1").strip()
     cfg, hp0 = resolve({**load_yaml(ROOT / settings["jaxdyna_config"]), **settings["jaxdyna_overrides"]})
     hp = as_arrays(hp0)
     unit = unit_flops(cfg, hp)

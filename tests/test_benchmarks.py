@@ -13,6 +13,7 @@ import checkpoint_cost  # noqa: E402
 import compile_time  # noqa: E402
 import hopper_paper_run  # noqa: E402
 import mbrl_lib_peer  # noqa: E402
+import peer_floor  # noqa: E402
 import physics_latency  # noqa: E402
 import scaling  # noqa: E402
 
@@ -48,6 +49,32 @@ def test_peer_refuses_a_bad_variant_before_building_anything(capsys, tmp_path):
     assert e.value.code == 2
     assert "model_matmul" in capsys.readouterr().err
     assert not (tmp_path / "venv").exists()
+
+
+def test_peer_floor_refuses_a_missing_or_foreign_result(capsys, tmp_path):
+    _refuses(peer_floor.main, ["--peer", str(tmp_path / "none.json"), "--out", str(tmp_path)], ["--peer"], capsys)
+    (tmp_path / "half.json").write_text(json.dumps({"settings": {}, "runs": [{"side": "mbrl-lib", "run_s": 1.0}]}))
+    _refuses(peer_floor.main, ["--peer", str(tmp_path / "half.json"), "--out", str(tmp_path)],
+             ["--peer", "jaxdyna block", "0 and 1"], capsys)
+    assert not list(tmp_path.glob("floor.*"))
+
+
+def test_peer_floor_counts_a_block_by_hand():
+    """Refits at 1,000 and 1,250 real rows (buffer 1,500: holdout 300 rows at most, 20% of the rows)."""
+    from jaxdyna.config import resolve
+
+    cfg, _ = resolve({"algo": "mbpo", "warmup_steps": 1000, "total_steps": 1500, "model_train_freq": 250,
+                      "model_batch_size": 100, "model_holdout_ratio": 0.2, "model_max_holdout": 5000,
+                      "eval_every": 250})
+    unit = {"sac_update": 2e9, "model_step": 1e9, "holdout_row": 1e6, "imagination": 5e9}
+    rates = {"sac": 100e9, "fit": 50e9, "imagination": 10e9}
+    b = peer_floor.block_floor(cfg, unit, rates, {"seed": 0, "run_s": 7.804, "model_epochs": [3, 2],
+                                                  "sac_updates": 100})
+    # refit 0: 200 holdout rows, ceil(800 / 100) = 8 steps; refit 1: 250 rows, 10 steps
+    fit = 3 * (8 * 1e9 + 200 * 1e6) + 2 * (10 * 1e9 + 250 * 1e6)
+    assert b["gflop"] == pytest.approx({"sac": 200.0, "fit": fit / 1e9, "imagination": 10.0})
+    assert b["floor_s"] == pytest.approx(2.0 + fit / 50e9 + 1.0)
+    assert b["run_over_floor"] == pytest.approx(7.804 / (3.0 + fit / 50e9))
 
 
 def test_scaling_table_and_plot(tmp_path):
