@@ -88,11 +88,7 @@ def main(argv=None) -> int:
     state, fit_metrics = jax.jit(parts.fit_model)(state, k_fit, hp)
     state, _ = jax.jit(parts.imagine)(state, k_start, k_roll, hp)
     epochs = int(fit_metrics["model_epochs"])
-    m_max = min(cfg.model_max_train, real_capacity(cfg))           # as in `fit_model`
-    h_max = min(cfg.model_max_holdout, int(cfg.model_holdout_ratio * m_max) or 1)
-    n = min(int(state.real.size), m_max)
-    n_hold = max(1, min(int(cfg.model_holdout_ratio * n), h_max))
-    steps_per_epoch = -(-(n - n_hold) // cfg.model_batch_size)
+    h_max, n_hold, steps_per_epoch = mdl.refit_sizes(cfg, real_capacity(cfg), int(state.real.size))
     n_updates = cfg.updates_per_step * cfg.chunk_steps
 
     def learn_chunk(s, k):          # the chunk's SAC updates, sampling and mixing included

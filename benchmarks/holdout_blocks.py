@@ -46,12 +46,14 @@ def measure(path: str, sets: dict, args) -> dict:
     prog = make_train(cfg, num_evals=1)
     state = jax.jit(prog.init)(jax.random.PRNGKey(0), hp)
     key = jax.random.PRNGKey(1)
+    n = min(int(state.real.size), cfg.model_max_train)
+    h_max, n_hold, steps = mdl.refit_sizes(cfg, real_capacity(cfg), n)
     # the same program traced twice: the holdout in blocks (the CPU default) and all at once
     # (a new function object each time: JAX caches a trace by the function it traces)
     fit = {"blocks": jax.jit(lambda s, k, h: prog.parts.fit_model(s, k, h)).lower(state, key, hp).compile()}
     with mock.patch.object(mdl, "holdout_block_rows", lambda h_max: h_max):
         fit["at once"] = jax.jit(lambda s, k, h: prog.parts.fit_model(s, k, h)).lower(state, key, hp).compile()
-    if fit["blocks"].as_text() == fit["at once"].as_text() and mdl.holdout_block_rows(2 ** 20) < 2 ** 20:
+    if mdl.holdout_block_rows(h_max) < h_max and fit["blocks"].as_text() == fit["at once"].as_text():
         raise SystemExit("the two modes compiled to the same program")
 
     out = {m: fit[m](state, key, hp) for m in MODES}
@@ -63,10 +65,6 @@ def measure(path: str, sets: dict, args) -> dict:
         raise SystemExit(f"{path}: the two refits differ (weights, elites or epochs)")
     loss_gap = float(jnp.max(jnp.abs(a.model.holdout_loss - b.model.holdout_loss) / b.model.holdout_loss))
 
-    m_max = min(cfg.model_max_train, real_capacity(cfg))                # as in `fit_model`
-    h_max = min(cfg.model_max_holdout, int(cfg.model_holdout_ratio * m_max) or 1)
-    n = min(int(state.real.size), m_max)
-    n_hold = max(1, min(int(cfg.model_holdout_ratio * n), h_max))
     times, loads = {m: [] for m in MODES}, []
     for r in range(args.repeats):
         for m in (MODES if r % 2 == 0 else MODES[::-1]):
@@ -77,7 +75,7 @@ def measure(path: str, sets: dict, args) -> dict:
     med = {m: median(times[m]) for m in MODES}
     return {"config": path, "env": cfg.env, "settings": to_dict(cfg, hp0), "real_rows": n, "h_max": h_max,
             "holdout_rows": n_hold, "block_rows": mdl.holdout_block_rows(h_max),
-            "steps_per_epoch": -(-(n - n_hold) // cfg.model_batch_size), "times": times, "median_s": med,
+            "steps_per_epoch": steps, "times": times, "median_s": med,
             "at_once_over_blocks": med["at once"] / med["blocks"], "identical_weights": True,
             "holdout_loss_max_relative_gap": loss_gap, "load_average": loads}
 

@@ -60,13 +60,9 @@ def unit_flops(cfg, hp) -> dict:
 
 def block_floor(cfg, unit: dict, rates: dict, run: dict) -> dict:
     """The FLOPs of one recorded jaxdyna block and their time at the chain rates."""
-    m_max = min(cfg.model_max_train, real_capacity(cfg))                  # as in `fit_model`
-    h_max = min(cfg.model_max_holdout, int(cfg.model_holdout_ratio * m_max) or 1)
     fit = 0.0
     for k, epochs in enumerate(run["model_epochs"]):                       # refit k before chunk k
-        n = min(cfg.warmup_steps + k * cfg.model_train_freq, m_max)
-        n_hold = max(1, min(int(cfg.model_holdout_ratio * n), h_max))
-        steps = -(-(n - n_hold) // cfg.model_batch_size)
+        _, n_hold, steps = mdl.refit_sizes(cfg, real_capacity(cfg), cfg.warmup_steps + k * cfg.model_train_freq)
         fit += epochs * (steps * unit["model_step"] + n_hold * unit["holdout_row"])
     gflop = {"sac": run["sac_updates"] * unit["sac_update"] / 1e9, "fit": fit / 1e9,
              "imagination": len(run["model_epochs"]) * unit["imagination"] / 1e9}

@@ -235,6 +235,22 @@ def _holdout_mse(params, x, y, mask, n, rows: int, dtype="float32"):
     return jnp.sum(err * mask, axis=1) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
+def refit_window(cfg, capacity: int) -> tuple[int, int]:
+    """(m_max, h_max): how many of the newest real rows a refit reads (never more than the buffer's
+    `capacity`: no padding past the run's data), and the holdout's static size."""
+    m_max = min(cfg.model_max_train, capacity)
+    return m_max, min(cfg.model_max_holdout, int(cfg.model_holdout_ratio * m_max) or 1)
+
+
+def refit_sizes(cfg, capacity: int, real_rows: int) -> tuple[int, int, int]:
+    """(h_max, n_hold, steps per epoch) of a refit with `real_rows` real rows, as `fit_model` traces
+    them, in Python integers (for the benchmarks that count a refit's work)."""
+    m_max, h_max = refit_window(cfg, capacity)
+    n = min(real_rows, m_max)
+    n_hold = max(1, min(int(cfg.model_holdout_ratio * n), h_max))
+    return h_max, n_hold, -(-max(n - n_hold, 1) // cfg.model_batch_size)
+
+
 def fit_model(cfg, ens: Ensemble, model: ModelState, real: rb.Buffer, key: jax.Array, hp):
     """Train the ensemble on real data only, as MBPO's `BNN.train` does (jannerm/mbpo `bnn.py`).
 
@@ -249,8 +265,7 @@ def fit_model(cfg, ens: Ensemble, model: ModelState, real: rb.Buffer, key: jax.A
     (the log-variance bounds keep their final values, as in MBPO) and the elites are the members
     with the lowest holdout loss. All of it is one bounded `while_loop`.
     """
-    m_max, b = min(cfg.model_max_train, real.capacity), cfg.model_batch_size      # no padding past the run's data
-    h_max = min(cfg.model_max_holdout, int(cfg.model_holdout_ratio * m_max) or 1)
+    (m_max, h_max), b = refit_window(cfg, real.capacity), cfg.model_batch_size
     k_perm, k_boot, k_loop = jax.random.split(key, 3)
 
     # the newest rows, shuffled, valid ones first
