@@ -11,6 +11,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import checkpoint_cost  # noqa: E402
 import compile_time  # noqa: E402
+import cpu_memory  # noqa: E402
 import hopper_paper_run  # noqa: E402
 import mbrl_lib_peer  # noqa: E402
 import peer_floor  # noqa: E402
@@ -57,6 +58,25 @@ def test_peer_floor_refuses_a_missing_or_foreign_result(capsys, tmp_path):
     _refuses(peer_floor.main, ["--peer", str(tmp_path / "half.json"), "--out", str(tmp_path)],
              ["--peer", "jaxdyna block", "0 and 1"], capsys)
     assert not list(tmp_path.glob("floor.*"))
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--devices", "1"], ["--devices", "at least 2"]),
+    (["--runs", "3"], ["--runs", "multiple of --devices (2)"]),
+    (["--modes", "one call per chunk,sometimes"], ["--modes", "'sometimes'", "one call per period"]),
+    (["--periods", "0"], ["--periods", "positive"]),
+    (["--config", "nosuch.yaml"], ["--config", "nosuch.yaml"]),
+])
+def test_cpu_memory_refuses_bad_input_before_running(argv, words, capsys, tmp_path):
+    _refuses(cpu_memory.main, argv + ["--out", str(tmp_path)], words, capsys)
+    assert not list(tmp_path.iterdir())
+
+
+def test_cpu_memory_growth_is_the_peak_inside_the_round():
+    samples = [(0.0, 1.0), (1.0, 1.5), (2.0, 3.0), (3.0, 2.5), (4.0, 9.0)]      # 9.0 GiB: after the round
+    g = cpu_memory.growth(samples, base=1.0, start=0.5, end=3.5)
+    assert g == pytest.approx({"peak_gib": 3.0, "growth_gib": 2.0, "mib_per_s": 2.0 * 1024 / 3.0})
+    assert cpu_memory.growth([], base=1.0, start=0.0, end=1.0)["growth_gib"] == 0.0
 
 
 def test_peer_floor_counts_a_block_by_hand():
