@@ -9,6 +9,7 @@ A sweep file is one YAML mapping:
     set: {total_steps: 5000}        # overrides for every run
     grid: {real_ratio: [0.05, 0.5], model_retain: [1, 4]}   # full product; traced or static keys
     chunk_evals: 4                  # optional: evaluation periods per checkpointed chunk
+                                    # (default: fewest periods for <= 10 chunks; 1 if that is the whole run)
 
 Every (config, grid point) is resolved with `config.resolve`; runs are grouped by their static
 `Config`, so each group's (traced settings x seeds) is ONE compiled program, and a grid over a
@@ -152,10 +153,13 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
 
 
 def default_chunk_evals(num_evals: int, max_chunks: int = 10) -> int:
-    """The fewest evaluation periods per chunk that divide the run into at most `max_chunks` chunks."""
+    """The fewest evaluation periods per chunk that divide the run into at most `max_chunks` chunks,
+    or one period per chunk where that would be the whole run (a prime number of periods above
+    `max_chunks`, e.g. 19): a long run still checkpoints, shows progress and can stop at a
+    `--time-limit` on the way."""
     for d in range(1, num_evals + 1):
         if num_evals % d == 0 and num_evals // d <= max_chunks:
-            return d
+            return 1 if d == num_evals > 1 else d
     return num_evals
 
 

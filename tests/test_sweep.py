@@ -82,6 +82,13 @@ def test_plan_groups_by_static_config(tmp_path):
     assert [float(s.hp.real_ratio) for s in plan.groups[2].settings] == [0.05, 0.5]
 
 
+@pytest.mark.parametrize("num_evals, chunk", [(1, 1), (8, 1), (10, 1), (12, 2), (20, 2), (125, 25), (22, 11),
+                                               (19, 1), (11, 1), (2 * 97, 97)])
+def test_default_chunks_are_at_most_ten_and_never_the_whole_of_a_long_run(num_evals, chunk):
+    from jaxdyna.sweepfile import default_chunk_evals
+    assert default_chunk_evals(num_evals) == chunk
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "configs" / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_sweep_files_plan(path):
     if path.stem.startswith("dmc_"):
