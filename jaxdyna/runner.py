@@ -4,9 +4,10 @@ The host loop per group (and part, when a group is split to fit in memory):
 
     compile init / advance once -> init (or restore the latest checkpoint)
     repeat: advance one chunk of evaluation periods (one call of the compiled scan per period,
-            dispatched back to back; the hot path never leaves it) -> checkpoint every run's state with orbax (atomic, written on a thread
-            while the next chunk runs) -> write the metrics so far -> update progress -> stop
-            here if Ctrl-C was pressed (saving the last chunk first)
+            dispatched back to back; the hot path never leaves it) -> checkpoint every run's
+            state with orbax (atomic, written on a thread while the next chunk runs) -> write
+            the metrics so far -> update progress -> stop here if Ctrl-C was pressed (saving the
+            last chunk first)
 
 The run axis (settings x seeds) is sharded over every device of a global mesh (`shard_map`;
 padded to a multiple of the device count) and, on each device, `vmap`ped or `lax.map`ped.
@@ -382,8 +383,8 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
     # built only when a program must be traced (not when both come from the program store).
     # `advance` runs one evaluation period per call and a chunk is `chunk_evals` calls: the numbers
     # are the same as one call over the chunk, and no execution outlives a period. (On a CPU with
-    # several devices, XLA's YNNPACK dots hold memory until their execution ends, about 20 MB/s
-    # for SAC on 2 devices: a 19-period chunk grew 5.7 GB. results/cpu_memory/)
+    # several devices, XLA's YNNPACK dots hold memory until their execution ends, about 25 MB/s
+    # for SAC on 2 devices: a 6-period chunk grew 1.59 GiB, one period 0.32. results/cpu_memory/)
     prog = functools.cache(lambda: make_train(g.cfg, num_evals=1))
 
     what = f"{g.cfg!r}|{resolve_batching(batching)}|1"
@@ -444,7 +445,8 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
                 state, m = compiled_adv(state, hps)
                 period_metrics.append(m)
             finite = _fetch(finite_fn(state))[:n]
-            m = {k: np.concatenate([pm[k] for pm in _fetch(period_metrics)], axis=1)[:n] for k in period_metrics[0]}
+            fetched = _fetch(period_metrics)                # once: across processes it is a collective
+            m = {k: np.concatenate([pm[k] for pm in fetched], axis=1)[:n] for k in fetched[0]}
             chunk_seconds.append(time.perf_counter() - t1)
             seconds["run_seconds"] += chunk_seconds[-1]
             losses_ok = np.all([np.all(np.isfinite(m[k]), axis=1) for k in LOSSES if k in m], axis=0)
