@@ -39,15 +39,17 @@ def measure(algo: str, env: str, seeds: int, parts: bool, mode: str = "serial") 
     serial: trace+lower, then XLA compile, of `init` and then `advance`, timed apart (where the time
         goes); stored: through the program store (jaxdyna/programs.py: load, or trace and fill
         it), each program timed apart; cli: the sweep runner's own build, wall seconds from nothing
-        to both programs ready (`init` compiling on a thread while `advance` is traced and compiled,
-        both exported to the program store on the way); cli_serial: the same, one after the other.
+        to its programs ready (`init` compiling on a thread while `chunk` is traced and compiled,
+        then `end_period` on that thread; all exported to the program store on the way);
+        cli_serial: the same, one after the other. (`serial` and `stored` time `advance`, one
+        whole evaluation period: `chunk` and `end_period` together.)
     """
     import jax
     import numpy as np
 
     from jaxdyna import programs
     from jaxdyna.config import as_arrays, load_yaml, resolve, stack_hparams
-    from jaxdyna.runner import _compile_both
+    from jaxdyna.runner import build_programs
     from jaxdyna.sweep import batched, resolve_batching, run_keys
     from jaxdyna.train import make_train
 
@@ -73,9 +75,15 @@ def measure(algo: str, env: str, seeds: int, parts: bool, mode: str = "serial") 
         t0 = time.perf_counter()
         init_fn = programs.build("init", what, lambda: batched(prog.init), (keys, hps))
         state = init_fn.out_shapes
-        _compile_both(init_fn, (keys, hps), lambda: programs.build("advance", what, lambda: batched(prog.advance),
-                                                                   (state, hps)).compile(state, hps),
-                      concurrent=mode == "cli")
+
+        def build_end(chunk_shapes):
+            _, (last, ended) = chunk_shapes
+            args = (state, (ended,) * cfg.chunks_per_eval, last)
+            return programs.build("end_period", what, lambda: batched(prog.end_period), args).compile(*args)
+
+        build_programs(init_fn, (keys, hps), lambda: programs.build("chunk", what, lambda: batched(prog.chunk),
+                                                                    (state, hps)),
+                       (state, hps), build_end, concurrent=mode == "cli")
         out[mode] = {"wall_seconds": time.perf_counter() - t0, "setup_seconds": t0 - t_start}
         out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         return out
@@ -214,11 +222,12 @@ def save(result, args, command) -> None:
                       f"batched with {some['cold'][0]['batching']})", command, p) + [
         "", f"Medians of {result['repeats']} cold build(s) per column, each a fresh process with an empty "
         "compilation cache, serial and CLI builds alternating. serial: trace + lower / XLA compile seconds of "
-        "`init`, then `advance`; CLI: wall seconds from nothing to both programs ready as the sweep runner "
-        "builds them (`init` compiles on a thread while `advance` is traced and compiled; exported to the "
+        "`init`, then `advance` (one evaluation period); CLI: wall seconds from nothing to the programs ready as "
+        "the sweep runner builds them (`init` compiles on a thread while `chunk` is traced and compiled, then "
+        "`end_period` on that thread; exported to the "
         "program store on the way). warm: traced again, XLA from the cache a first process filled; stored: "
         "loaded from the program store and compiled from the cache (what a repeated run or sweep group pays).",
-        "CLI one by one: the CLI's build with `init` compiled before `advance` is traced (what the CLI did "
+        "CLI one by one: the CLI's build with `init` compiled before `chunk` is traced (what the CLI did "
         "before the overlap). Peak RSS: the build process's peak resident memory (median).",
         "", "| algo | init cold | advance cold | total cold, serial | **CLI cold (wall)** | CLI cold, each "
         "| CLI one by one | warm | stored | peak RSS GiB: serial / CLI / CLI one by one |",

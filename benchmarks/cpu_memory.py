@@ -1,17 +1,22 @@
-"""Resident memory of a sweep on several CPU devices: one long execution against one per period.
+"""Resident memory of a sweep on several CPU devices: long executions against short ones.
 
 On a CPU with several devices in the process, XLA's YNNPACK dot fusions (its default for dots)
 hold memory that is given back only when the execution that ran them ends: a program that runs for
-minutes grows by gigabytes. The sweep runner therefore calls `advance` once per evaluation period,
-a chunk being `chunk_evals` such calls (the numbers are identical: `tests/test_sweep.py`). This
-script shows the difference on the runner's own program (`make_train(...).advance`, `lax.map`
-over each device's runs inside `shard_map` over the devices, as the CLI builds it):
+minutes grows by gigabytes. The sweep runner therefore never runs more than a model refit interval
+in one execution: per evaluation period it calls `chunk` once per refit (the env steps up to the
+next) and then `end_period` (the evaluation), a chunk of the run being `chunk_evals` periods. The
+numbers are identical (`tests/test_sweep.py`, and checked here). This script shows the difference
+on the runner's own programs (`make_train(...)`, `lax.map` over each device's runs inside
+`shard_map` over the devices, as the CLI builds them):
 
-    one call per chunk   `advance` over `--periods` periods in one execution (the runner before)
-    one call per period  `--periods` executions of one period (the runner now)
-    YNNPACK off          one call per chunk, compiled with `xla_cpu_experimental_ynn_fusion_type=""`
-                         (plain XLA dots: the growth stops, but the numbers change and the CPU
-                         loop is 5-8% slower, so it is not the default)
+    one call per chunk        `advance` over `--periods` periods in one execution
+    one call per period       `--periods` executions of `advance` over one period
+    one call per model refit  the runner now: per period, `chunk` once per refit, then `end_period`
+                              (the same as one call per period where a period is one refit: SAC,
+                              or `eval_every` equal to `model_train_freq`)
+    YNNPACK off               one call per chunk, compiled with `xla_cpu_experimental_ynn_fusion_type=""`
+                              (plain XLA dots: the growth stops, but the numbers change and the CPU
+                              loop is 5-8% slower, so it is not the default)
 
 Each mode runs in a fresh process (`--xla_force_host_platform_device_count`), RSS sampled every
 0.25 s: after `init` (the random warm-up) and the compile (the base), then two rounds of one chunk
@@ -19,6 +24,8 @@ each, both measured from the same base. Memory grown in round 1 is kept and reus
 peak stays where round 1 left it): what a mode costs is its peak.
 
     python benchmarks/cpu_memory.py --out results/cpu_memory --name cpu
+    python benchmarks/cpu_memory.py --config configs/mbpo/inverted_pendulum.yaml --runs 2 --periods 1 \
+        --eval-every 1000 --modes "one call per period,one call per model refit" --name cpu_mbpo
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ import threading
 import time
 from pathlib import Path
 
-MODES = ("one call per chunk", "one call per period", "YNNPACK off")
+MODES = ("one call per chunk", "one call per period", "one call per model refit", "YNNPACK off")
+SAME_NUMBERS = MODES[:3]            # the runner's ways of calling the loop: identical returns (checked)
 
 
 def rss_gib() -> float:
@@ -63,16 +71,31 @@ def child(args) -> dict:
     values.update(warmup_steps=args.warmup, eval_every=args.eval_every,
                   total_steps=args.warmup + args.eval_every * 2 * args.periods)
     cfg, hp = resolve(values)
-    per_call = 1 if args.child == "one call per period" else args.periods
-    calls = args.periods // per_call
+    per_call = args.periods if args.child in ("one call per chunk", "YNNPACK off") else 1
     prog = make_train(cfg, num_evals=per_call)
+    calls = args.periods // per_call * (cfg.chunks_per_eval + 1 if args.child == "one call per model refit" else 1)
     mesh = _mesh(jax.devices()[:args.devices])
     keys = _put(np.asarray(run_keys(np.arange(args.runs))), mesh)
     hps = jax.tree_util.tree_map(lambda x: _put(np.asarray(x), mesh), stack_hparams([hp] * args.runs))
     over = lambda fn: jax.jit(_over_devices(batched(fn, "map"), mesh))     # noqa: E731
     options = {"xla_cpu_experimental_ynn_fusion_type": ""} if args.child == "YNNPACK off" else None
     state = over(prog.init)(keys, hps)
-    advance = over(prog.advance).lower(state, hps).compile(compiler_options=options)
+    if args.child == "one call per model refit":          # the runner's calls: `chunk` per refit, `end_period`
+        from jaxdyna.runner import _abstract
+
+        chunk_fn = over(prog.chunk)
+        run_chunk = chunk_fn.lower(state, hps).compile()
+        _, (last, ended) = _abstract(jax.eval_shape(chunk_fn, state, hps), mesh)
+        end_period = over(prog.end_period).lower(state, (ended,) * cfg.chunks_per_eval, last).compile()
+
+        def advance(state, hps):
+            ended = []
+            for _ in range(cfg.chunks_per_eval):
+                state, (last, e) = run_chunk(state, hps)
+                ended.append(e)
+            return end_period(state, tuple(ended), last)
+    else:
+        advance = over(prog.advance).lower(state, hps).compile(compiler_options=options)
     jax.block_until_ready(state)
 
     samples, stop, t0 = [], threading.Event(), time.perf_counter()
@@ -87,13 +110,13 @@ def child(args) -> dict:
     rounds, returns = [], []
     for _ in range(2):
         start = time.perf_counter() - t0
-        for _ in range(calls):
+        for _ in range(args.periods // per_call):
             state, m = advance(state, hps)
         jax.block_until_ready(state)
         end = time.perf_counter() - t0
         rounds.append({"seconds": end - start, "after_gib": rss_gib(), **growth(samples + [(end, rss_gib())],
                                                                                  base, start, end)})
-        returns.append(np.asarray(m["eval_return"])[:, -1].tolist())
+        returns.append(np.asarray(m["eval_return"]).reshape(args.runs, -1)[:, -1].tolist())
     stop.set()
     watcher.join()
     return {"mode": args.child, "periods_per_call": per_call, "calls_per_round": calls, "base_gib": base,
@@ -175,9 +198,9 @@ def main(argv=None) -> int:
             f"round {i + 1}: +{x['growth_gib']:.2f} GiB in {x['seconds']:.0f} s" for i, x in enumerate(r["rounds"])),
             flush=True)
     by_mode = {r["mode"]: r for r in rows}
-    if {MODES[0], MODES[1]} <= set(by_mode) and \
-            by_mode[MODES[0]]["last_eval_returns"] != by_mode[MODES[1]]["last_eval_returns"]:
-        raise SystemExit("one call per chunk and one call per period gave different returns")
+    same = [by_mode[m]["last_eval_returns"] for m in SAME_NUMBERS if m in by_mode]
+    if any(r != same[0] for r in same):
+        raise SystemExit(f"{', '.join(m for m in SAME_NUMBERS if m in by_mode)} gave different returns")
     result = {"command": command, "provenance": provenance(command), "config": args.config, "devices": args.devices,
               "runs": args.runs, "periods_per_chunk": args.periods, "warmup_steps": args.warmup,
               "eval_every": args.eval_every, "modes": rows}
@@ -186,11 +209,11 @@ def main(argv=None) -> int:
     title = (f"{args.config}: {args.runs} runs on {args.devices} CPU devices, chunks of {args.periods} "
              f"periods of {args.eval_every} env steps")
     plot(rows, out / f"{args.name}.png", title)
-    lines = md_header("Resident memory on several CPU devices: one execution per chunk or per period",
+    lines = md_header("Resident memory on several CPU devices: one execution per chunk, per period or per model refit",
                       command, result["provenance"])
     lines += ["", title + f" (`lax.map` over each device's runs). Each mode in a fresh process; RSS sampled "
               "every 0.25 s. Base: after `init` (the random warm-up) and the compile. Growth: the peak above "
-              f"the base during a round (one chunk). The two runner modes give the same returns (checked). Plot: [`{args.name}.png`]({args.name}.png).", "",
+              f"the base during a round (one chunk). The runner's modes (one call per chunk, per period, per model refit) give the same returns (checked). Plot: [`{args.name}.png`]({args.name}.png).", "",
               "| mode | calls per chunk | base GiB | round 1: growth GiB (MiB/s) | round 2: growth GiB | "
               "seconds per round | last evaluation returns, round 2 |", "|---|---|---|---|---|---|---|"]
     for r in rows:

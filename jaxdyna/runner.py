@@ -1,10 +1,11 @@
-"""Running a planned sweep: each group one compiled program, advanced chunk by chunk.
+"""Running a planned sweep: each group's compiled programs, advanced chunk by chunk.
 
 The host loop per group (and part, when a group is split to fit in memory):
 
-    compile init / advance once -> init (or restore the latest checkpoint)
-    repeat: advance one chunk of evaluation periods (one call of the compiled scan per period,
-            dispatched back to back; the hot path never leaves it) -> checkpoint every run's
+    compile init / chunk / end_period once -> init (or restore the latest checkpoint)
+    repeat: advance one chunk of evaluation periods (per period, one call of the compiled `chunk`
+            scan per model refit and one of `end_period`, the evaluation, all dispatched back to
+            back; the hot path never leaves a compiled scan) -> checkpoint every run's
             state with orbax (atomic, written on a thread while the next chunk runs) -> write
             the metrics so far -> update progress -> stop here if Ctrl-C was pressed (saving the
             last chunk first)
@@ -281,8 +282,8 @@ class Outputs:
 # --- one group --------------------------------------------------------------------------------
 def _state_sharding(leaf, mesh: Mesh) -> NamedSharding:
     """Where a leaf of the training state lives: split over the mesh's runs, except a zero-size
-    array (MJX's `Data` has some), which XLA returns replicated from `init` and `advance` alike;
-    `advance` is compiled to take it that way, or a mesh of several devices refuses the state."""
+    array (MJX's `Data` has some), which XLA returns replicated from every program; `chunk` and
+    `end_period` are compiled to take it that way, or a mesh of several devices refuses the state."""
     return NamedSharding(mesh, PartitionSpec() if math.prod(leaf.shape) == 0 else PartitionSpec("runs"))
 
 
@@ -336,23 +337,41 @@ def _save(ckpt, step: int, state, meta: dict) -> None:
                                                 meta=ocp.args.JsonSave(meta)))
 
 
-def _compile_both(init_fn: programs.Built | None, init_args: tuple, build_advance: Callable[[], programs.Built],
-                  concurrent: bool = True):
-    """Build and compile `advance` while XLA compiles `init` on another thread (None: a restored
-    group, which needs no `init`). XLA releases the GIL while it compiles, so tracing `advance` and
-    the serial phases of one compilation overlap the other (MBPO on 2 cores: 30.5 s instead of
-    35.2 s, for 0.3 GiB more peak memory; results/compile_time). Both are the same programs as
-    compiled one after the other (`concurrent=False`)."""
-    if init_fn is None:
-        return build_advance()
+def _abstract(tree, mesh: Mesh):
+    """Shapes (e.g. a program's `out_shapes`) as arguments placed on `mesh` the way the runner
+    places the training state (`_state_sharding`)."""
+    return jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=_state_sharding(s, mesh)),
+                                  tree)
+
+
+def build_programs(init_fn: programs.Built | None, init_args: tuple, build_chunk: Callable[[], programs.Built],
+                   chunk_args: tuple, build_end: Callable[[Any], programs.Built], concurrent: bool = True):
+    """Compile a group's programs; returns (`chunk`, `end_period`), compiled. `init_fn` (None: a
+    restored group, which needs no `init`) is compiled by XLA on a thread while `chunk` is traced
+    and compiled here; `end_period`, built from `chunk`'s output shapes by `build_end`, follows
+    it on that thread. XLA releases the GIL while it compiles, so tracing and the serial phases
+    of one compilation overlap another (MBPO on 2 cores: 30.5 s instead of 35.2 s when `init` and
+    the whole period were two programs, for 0.3 GiB more peak memory; results/compile_time).
+    The programs are the same as compiled one after the other (`concurrent=False`)."""
+    def compile_end(chunk: programs.Built) -> programs.Built:
+        return build_end(chunk.out_shapes)
+
     if not concurrent:
-        init_fn.compile(*init_args)
-        return build_advance()
+        if init_fn is not None:
+            init_fn.compile(*init_args)
+        chunk = build_chunk()
+        end = compile_end(chunk)
+        return chunk.compile(*chunk_args), end
     with ThreadPoolExecutor(max_workers=1) as pool:
-        init_done = pool.submit(init_fn.compile, *init_args)
-        advance = build_advance()
-        init_done.result()
-    return advance
+        if init_fn is not None:
+            init_done = pool.submit(init_fn.compile, *init_args)
+        chunk = build_chunk()
+        end_done = pool.submit(compile_end, chunk)
+        chunk.compile(*chunk_args)
+        end = end_done.result()
+        if init_fn is not None:
+            init_done.result()
+    return chunk, end
 
 
 def _agree(flag: bool) -> bool:
@@ -380,14 +399,17 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
     per_part = -(-g.runs // g.parts)
     chunks = g.cfg.num_evals // g.chunk_evals
     over = lambda fn: _over_devices(batched(fn, batching), mesh)     # noqa: E731
-    # built only when a program must be traced (not when both come from the program store).
-    # `advance` runs one evaluation period per call and a chunk is `chunk_evals` calls: the numbers
-    # are the same as one call over the chunk, and no execution outlives a period. (On a CPU with
-    # several devices, XLA's YNNPACK dots hold memory until their execution ends, about 25 MB/s
-    # for SAC on 2 devices: a 6-period chunk grew 1.59 GiB, one period 0.32. results/cpu_memory/)
+    # built only when a program must be traced (not when all come from the program store).
+    # An evaluation period is `chunks_per_eval` calls of `chunk` (a model refit and the env steps
+    # up to the next), then one of `end_period` (the evaluation); a chunk of the run is
+    # `chunk_evals` periods. The numbers are those of one call over the whole chunk (`advance`),
+    # and no execution outlives a model refit interval: on a CPU with several devices, XLA's
+    # YNNPACK dots hold memory until their execution ends (about 25 MB/s for SAC on 2 devices: a
+    # 6-period chunk grew 1.59 GiB, one period 0.32; results/cpu_memory/)
     prog = functools.cache(lambda: make_train(g.cfg, num_evals=1))
+    per_period = g.cfg.chunks_per_eval
 
-    what = f"{g.cfg!r}|{resolve_batching(batching)}|1"
+    what = f"{g.cfg!r}|{resolve_batching(batching)}"
     finite_fn = jax.jit(over(_all_finite))
     part_metrics, part_diverged = [], []
     before = outputs.status["groups"][g.name] if resume else {}     # a resumed group adds to its seconds
@@ -412,12 +434,18 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
         ckpt = _checkpointer(outputs.out / "checkpoints" / f"{g.name}-p{part}")
         t0 = time.perf_counter()
         init_fn = programs.build("init", what, lambda: over(prog().init), (keys, hps))
-        abstract = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=_state_sharding(s, mesh)),
-                                          init_fn.out_shapes)
+        abstract = _abstract(init_fn.out_shapes, mesh)
         restore_step = ckpt.latest_step() if resume else None
-        compiled_adv = _compile_both(init_fn if restore_step is None else None, (keys, hps),
-                                     lambda: programs.build("advance", what, lambda: over(prog().advance),
-                                                            (abstract, hps), donate=0).compile(abstract, hps))
+
+        def build_end(chunk_shapes):
+            _, (last, ended) = _abstract(chunk_shapes, mesh)
+            args = (abstract, (ended,) * per_period, last)
+            return programs.build("end_period", what, lambda: over(prog().end_period), args, donate=0).compile(*args)
+
+        run_chunk, end_period = build_programs(
+            init_fn if restore_step is None else None, (keys, hps),
+            lambda: programs.build("chunk", what, lambda: over(prog().chunk), (abstract, hps), donate=0),
+            (abstract, hps), build_end)
         start, metrics, diverged, unsaved = 0, None, np.zeros(n, bool), None
         if restore_step is not None:
             restored = ckpt.restore(restore_step, args=ocp.args.Composite(
@@ -442,11 +470,15 @@ def run_group(plan: Plan, g: Group, outputs: Outputs, batching: str, resume: boo
             t1 = time.perf_counter()
             period_metrics = []
             for _ in range(g.chunk_evals):                  # dispatched back to back; fetched once
-                state, m = compiled_adv(state, hps)
+                ended = []
+                for _ in range(per_period):
+                    state, (last, e) = run_chunk(state, hps)
+                    ended.append(e)
+                state, m = end_period(state, tuple(ended), last)
                 period_metrics.append(m)
             finite = _fetch(finite_fn(state))[:n]
             fetched = _fetch(period_metrics)                # once: across processes it is a collective
-            m = {k: np.concatenate([pm[k] for pm in fetched], axis=1)[:n] for k in fetched[0]}
+            m = {k: np.stack([pm[k] for pm in fetched], axis=1)[:n] for k in fetched[0]}
             chunk_seconds.append(time.perf_counter() - t1)
             seconds["run_seconds"] += chunk_seconds[-1]
             losses_ok = np.all([np.all(np.isfinite(m[k]), axis=1) for k in LOSSES if k in m], axis=0)

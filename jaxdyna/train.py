@@ -52,6 +52,13 @@ class Program(NamedTuple):
     train: Callable[[jax.Array, HParams], tuple[TrainState, dict]]
     num_evals: int
     parts: Parts
+    # one evaluation period in `chunks_per_eval + 1` calls (the sweep runner's host loop): `chunk`
+    # (refit, imagine, `chunk_steps` env steps) returns its metrics and each step's ended-episode
+    # returns; after the period's last chunk, `end_period(state, those returns (a tuple, one per
+    # chunk), the last chunk's metrics)` evaluates and gives the period's metrics: the same numbers
+    # as one period of `advance`
+    chunk: Callable[[TrainState, HParams], tuple[TrainState, tuple[dict, jax.Array]]]
+    end_period: Callable[[TrainState, tuple, dict], tuple[TrainState, dict]]
 
 
 def _example_transition(obs_size: int, act_size: int) -> Transition:
@@ -186,9 +193,12 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
         metrics = jax.tree_util.tree_map(jnp.mean, metrics)
         return state, ({**metrics, **extra}, ended)
 
-    def period(state: TrainState, hp: HParams):
-        state, (metrics, ended) = jax.lax.scan(lambda s, _: chunk(s, hp), state, None, length=cfg.chunks_per_eval)
-        metrics = jax.tree_util.tree_map(lambda x: x[-1] if x.ndim else x, metrics)
+    def end_period(state: TrainState, ended, metrics: dict):
+        """After a period's chunks: evaluate; the period's metrics (the last chunk's, the mean
+        return of the episodes that ended in the period, the evaluation). `ended` holds each
+        chunk's per-step returns, stacked or as a tuple of the chunks'."""
+        if isinstance(ended, tuple):
+            ended = jnp.stack(ended)
         key, k_eval = jax.random.split(state.key)
         eval_return, eval_length = run_eval(state, k_eval)
         n_ended = jnp.sum(~jnp.isnan(ended))
@@ -198,6 +208,10 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
         if progress_fn is not None:
             jax.debug.callback(progress_fn, metrics)
         return state.replace(key=key), metrics
+
+    def period(state: TrainState, hp: HParams):
+        state, (metrics, ended) = jax.lax.scan(lambda s, _: chunk(s, hp), state, None, length=cfg.chunks_per_eval)
+        return end_period(state, ended, jax.tree_util.tree_map(lambda x: x[-1], metrics))
 
     # --- the program ---------------------------------------------------------------------
     def init(key: jax.Array, hp: HParams) -> TrainState:
@@ -226,4 +240,5 @@ def make_train(cfg: Config, progress_fn: Callable[[dict], None] | None = None,
         return advance(init(key, hp), hp)
 
     parts = Parts(collect=collect, learn=learn_steps, fit_model=fit, imagine=imagine, evaluate=run_eval)
-    return Program(init=init, advance=advance, train=train, num_evals=periods, parts=parts)
+    return Program(init=init, advance=advance, train=train, num_evals=periods, parts=parts, chunk=chunk,
+                   end_period=end_period)
