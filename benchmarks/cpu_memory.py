@@ -36,6 +36,7 @@ import os
 import shlex
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -146,7 +147,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
         ax.plot(t, rss, label=f"{r['mode']} ({r['calls_per_round']} call(s) per round)")
     ax.set_xlabel("seconds since the base was taken (two rounds of the chunk)")
     ax.set_ylabel("resident memory, GiB")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, 90), fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

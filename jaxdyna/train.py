@@ -1,11 +1,13 @@
 """The one training loop. Every algorithm is this loop, configured.
 
     train = init (warm-up collection) + advance (all evaluation periods)
-    evaluation period = chunks_per_eval x chunk, then evaluate
+    evaluation period = chunks_per_eval x chunk, then end_period (evaluate)
     chunk             = fit_model, imagine (model-based only), then chunk_steps x (collect, learn)
 
 Everything below `make_train` runs inside one jitted `lax.scan`; `Config` is static, `HParams`
-traced, so `jax.vmap(train)(keys, hparams)` runs many seeds and settings as one program.
+traced, so `jax.vmap(train)(keys, hparams)` runs many seeds and settings as one program. The sweep
+runner compiles `chunk` and `end_period` on their own and calls them in turn (the same numbers),
+so that no call outlives a model refit interval.
 """
 
 from __future__ import annotations
