@@ -1,3 +1,4 @@
+import functools
 import os
 import subprocess
 import sys
@@ -18,6 +19,22 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 # Tiny settings shared by the tests: small networks and batches, short budgets.
 TINY = dict(env="inverted_pendulum", backend="generalized", episode_length=1000, eval_episodes=4,
             batch_size=128, actor_hidden=[64, 64], critic_hidden=[64, 64])
+
+
+@functools.cache
+def _compiled_reset():
+    import jax
+
+    from jaxdyna.envs import env_reset
+
+    return jax.jit(env_reset, static_argnums=(0, 2))
+
+
+def reset_envs(env, key, num_envs: int):
+    """`jaxdyna.envs.env_reset`, compiled. Run eagerly, a reset is thousands of ops dispatched (and,
+    with a compilation cache, compiled and stored) one by one: a hopper reset took 27 s cold
+    against 7 s as one program, an inverted_pendulum one 12.8 against 3.5 s."""
+    return _compiled_reset()(env, key, num_envs)
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:

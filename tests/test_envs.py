@@ -2,12 +2,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdyna.envs import env_reset, env_step, evaluate, make_env
+from conftest import reset_envs
+from jaxdyna.envs import env_step, evaluate, make_env
 
 
 def test_true_next_obs_kept_and_truncation_is_not_terminal():
     env = make_env("inverted_pendulum", "spring")
-    es = env_reset(env, jax.random.PRNGKey(0), 2)
+    es = reset_envs(env, jax.random.PRNGKey(0), 2)
     step = jax.jit(lambda es, a: env_step(env, es, a, episode_length=3))
     zero = jnp.zeros((2, 1))
     seen = []
@@ -28,7 +29,7 @@ def test_true_next_obs_kept_and_truncation_is_not_terminal():
 
 def test_termination_sets_terminal_and_resets():
     env = make_env("inverted_pendulum", "spring")
-    es = env_reset(env, jax.random.PRNGKey(1), 1)
+    es = reset_envs(env, jax.random.PRNGKey(1), 1)
     step = jax.jit(lambda es, a: env_step(env, es, a, episode_length=1000))
     for t in range(200):                    # full push one way: the pole falls
         es, tr, ended = step(es, jnp.ones((1, 1)))
@@ -42,7 +43,7 @@ def test_evaluate_matches_stepping_each_episode_to_its_end():
     """Returns and lengths equal a plain Python loop per episode, including episodes that end early
     (a constant push topples the pendulum) and ones capped by the time limit."""
     env = make_env("inverted_pendulum", "spring")
-    step = jax.jit(env.step)
+    step, reset = jax.jit(env.step), jax.jit(env.reset)
     cap = 60
     run = jax.jit(lambda k, push: evaluate(env, lambda obs, _k: jnp.full((obs.shape[0], 1), push), k, 3, cap))
     for push in (1.0, 0.0):
@@ -51,7 +52,7 @@ def test_evaluate_matches_stepping_each_episode_to_its_end():
         k_reset, _ = jax.random.split(jax.random.PRNGKey(4))
         rets, lens = [], []
         for k in jax.random.split(k_reset, 3):
-            s, r, n = env.reset(k), 0.0, 0
+            s, r, n = reset(k), 0.0, 0
             while n < cap:
                 s = step(s, jnp.full((1,), push))
                 r, n = r + float(s.reward), n + 1

@@ -7,10 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import reset_envs
 from jaxdyna import buffer as rb
 from jaxdyna import model as mdl
 from jaxdyna.config import as_arrays, resolve
-from jaxdyna.envs import Transition, env_reset, env_step, make_env
+from jaxdyna.envs import Transition, env_step, make_env
 from jaxdyna.train import mix_batches, n_real_rows
 
 
@@ -83,7 +84,7 @@ def test_predicted_variance_larger_off_distribution(fitted):
 
 
 def _start_states(env, n, key):
-    es = env_reset(env, key, n)
+    es = reset_envs(env, key, n)
     return es, Transition(obs=es.brax.obs, action=jnp.zeros((n, env.action_size)), reward=jnp.zeros(n),
                           next_obs=es.brax.obs, terminal=jnp.zeros(n))
 

@@ -7,12 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import reset_envs, run_cli
 
 pytest.importorskip("mujoco_playground", reason="the playground extra is not installed: pip install -e \".[playground]\"")
 
 from jaxdyna.config import ConfigError, resolve  # noqa: E402
-from jaxdyna.envs import env_reset, env_step, make_env  # noqa: E402
+from jaxdyna.envs import env_step, make_env  # noqa: E402
 from jaxdyna.termination import known_rule  # noqa: E402
 
 TASK = "playground/CartpoleSwingup"
@@ -22,7 +22,7 @@ TASK = "playground/CartpoleSwingup"
 def test_time_limit_keeps_the_true_next_observation():
     env = make_env(TASK)
     assert (env.observation_size, env.action_size) == (5, 1)
-    es = env_reset(env, jax.random.PRNGKey(0), 2)
+    es = reset_envs(env, jax.random.PRNGKey(0), 2)
     step = jax.jit(lambda es, a: env_step(env, es, a, episode_length=3))
     push = jnp.ones((2, 1))
     seen = []

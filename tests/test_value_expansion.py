@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import reset_envs
 from jaxdyna import model as mdl
 from jaxdyna import value_expansion as vx
 from jaxdyna.config import as_arrays, resolve
@@ -179,7 +180,7 @@ def test_steve_target_is_the_inverse_variance_mix_of_soft_returns_by_hand(heads)
 def test_oracle_h_step_target_is_true_discounted_return_plus_bootstrap():
     H, gamma = 4, 0.9
     env = make_env("inverted_pendulum")
-    es = env_reset(env, jax.random.PRNGKey(0), 8)
+    es = reset_envs(env, jax.random.PRNGKey(0), 8)
     policy = lambda o, k: jnp.tanh(2.0 * o[..., 1:2] + 0.5 * o[..., 3:4])      # deterministic
     value = lambda o: 10.0 - 50.0 * o[..., 1] ** 2
     step = lambda o, a, k: oracle_step(env, "inverted_pendulum", o, a)
