@@ -78,10 +78,12 @@ def play(cfg, actor, key: jax.Array):
         ret = ret + alive * nxt.reward
         return (nxt, alive * (1.0 - nxt.done), ret), (state, alive)
 
-    first = env.reset(key)
-    (_, _, ret), (states, alive) = jax.jit(lambda s: jax.lax.scan(step, (s, 1.0, 0.0), None, length=cfg.episode_length))(first)
-    n = int(np.sum(np.asarray(alive) > 0))
-    return env, [jax.tree_util.tree_map(lambda x: x[t], states) for t in range(n)], float(ret)
+    def episode(k):          # the reset inside the one program: run eagerly it is thousands of ops
+        return jax.lax.scan(step, (env.reset(k), 1.0, 0.0), None, length=cfg.episode_length)
+
+    (_, _, ret), (states, alive) = jax.device_get(jax.jit(episode)(key))
+    n = int(np.sum(alive > 0))
+    return env, [jax.tree_util.tree_map(lambda x: x[t], states) for t in range(n)], float(ret)    # NumPy slices
 
 
 def render(run_dir: Path, seed: int | None, config: str | None, out: Path | None) -> tuple[Path, float, int]:
