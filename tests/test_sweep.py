@@ -272,16 +272,18 @@ def test_resume_refuses_a_changed_sweep(reference, tmp_path):
 
 
 def test_divergence_is_flagged_and_leaves_the_other_runs_alone(reference, tmp_path):
+    """One seed, two settings: the two runs of the reference's shapes, so its programs are reused."""
     out = tmp_path / "out"
-    res = run_cli("sweep", str(_sweep(tmp_path, grid={"critic_lr": [3.0e-4, 1.0e30]})), "--out", str(out), "--quiet")
+    res = run_cli("sweep", str(_sweep(tmp_path, seeds=[1], grid={"critic_lr": [3.0e-4, 1.0e30]})), "--out", str(out),
+                  "--quiet")
     assert res.returncode == 0, res.stderr[-3000:]
     rows = _rows(out)
     bad = {r["diverged"] for r in rows if float(r["critic_lr"]) > 1}
     assert bad == {"1"}
     assert {r["diverged"] for r in rows if float(r["critic_lr"]) < 1} == {"0"}
-    np.testing.assert_array_equal(_returns(out, critic_lr="0.0003"), _returns(reference))
+    np.testing.assert_array_equal(_returns(out, critic_lr="0.0003"), _returns(reference, seed="1"))
     summary = json.loads((out / "summary.json").read_text())
-    assert sum(r["diverged"] for r in summary["runs"]) == 2
+    assert [r["diverged"] for r in summary["runs"]] == [False, True], summary["runs"]
 
 
 @pytest.mark.parametrize("text, field", [
