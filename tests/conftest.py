@@ -47,7 +47,7 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict |
 def pytest_xdist_auto_num_workers(config):
     """Workers for `-n auto` (pyproject's addopts): one per core, at most 4. Most of the suite's time
     is XLA compiling one program at a time on one core; two workers on 2 cores take a first run
-    (empty compilation cache) from 21 to just over 15 minutes (README, "The two commands"). Past 4,
+    (empty compilation cache) from 21 to 15-18 minutes (README, "The two commands"). Past 4,
     `--dist loadfile` leaves workers idle behind test_sweep.py while each holds a JAX process
     (about 2 GiB at its peak). PYTEST_XDIST_AUTO_NUM_WORKERS overrides; `-n 0` runs in this process."""
     forced = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
