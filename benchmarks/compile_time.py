@@ -32,6 +32,12 @@ from pathlib import Path
 ALGOS = ("sac", "dyna", "mbpo", "mve", "steve")
 
 
+def cpu_seconds() -> float:
+    """CPU seconds (user + system, all threads) this process has used so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def measure(algo: str, env: str, seeds: int, parts: bool, mode: str = "serial") -> dict:
     """Seconds to build this process's programs (run in a fresh process), batched over the runs as
     the CLI batches them on this backend (`lax.map` on CPU, `vmap` on accelerators).
@@ -65,14 +71,14 @@ def measure(algo: str, env: str, seeds: int, parts: bool, mode: str = "serial") 
     def timed_build(name, fn, *args):
         t0 = time.perf_counter()
         lowered = jax.jit(fn).lower(*args)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), cpu_seconds()
         compiled = lowered.compile()
         t2 = time.perf_counter()
-        out[name] = {"trace_lower_seconds": t1 - t0, "compile_seconds": t2 - t1}
+        out[name] = {"trace_lower_seconds": t1 - t0, "compile_seconds": t2 - t1, "compile_cpu": cpu_seconds() - c1}
         return compiled
 
     if mode in ("cli", "cli_serial"):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         init_fn = programs.build("init", what, lambda: batched(prog.init), (keys, hps))
         state = init_fn.out_shapes
 
@@ -84,7 +90,8 @@ def measure(algo: str, env: str, seeds: int, parts: bool, mode: str = "serial") 
         build_programs(init_fn, (keys, hps), lambda: programs.build("chunk", what, lambda: batched(prog.chunk),
                                                                     (state, hps)),
                        (state, hps), build_end, concurrent=mode == "cli")
-        out[mode] = {"wall_seconds": time.perf_counter() - t0, "setup_seconds": t0 - t_start}
+        out[mode] = {"wall_seconds": time.perf_counter() - t0, "setup_seconds": t0 - t_start,
+                     "cpu": cpu_seconds() - c0}
         out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         return out
     if mode == "stored":
@@ -157,7 +164,7 @@ def main(argv=None) -> int:
         out = json.loads(proc.stdout.strip().splitlines()[-1])
         if passes:
             out["hlo_pass_seconds"] = pass_seconds(proc.stderr)
-        print(algo, mode, {k: round(sum(x for x in v.values() if isinstance(x, float)), 1)
+        print(algo, mode, {k: round(sum(x for n, x in v.items() if isinstance(x, float) and "cpu" not in n), 1)
                            for k, v in out.items() if isinstance(v, dict)}, flush=True)
         return out
 
@@ -228,17 +235,21 @@ def save(result, args, command) -> None:
         "program store on the way). warm: traced again, XLA from the cache a first process filled; stored: "
         "loaded from the program store and compiled from the cache (what a repeated run or sweep group pays).",
         "CLI one by one: the CLI's build with `init` compiled before `chunk` is traced (what the CLI did "
-        "before the overlap). Peak RSS: the build process's peak resident memory (median).",
+        "before the overlap). CLI CPU: the CPU seconds (user + system, every thread) the CLI's cold build "
+        "used, and those divided by the cores: the least wall time those cores could take for that work. "
+        "Peak RSS: the build process's peak resident memory (median).",
         "", "| algo | init cold | advance cold | total cold, serial | **CLI cold (wall)** | CLI cold, each "
-        "| CLI one by one | warm | stored | peak RSS GiB: serial / CLI / CLI one by one |",
-        "|---|---|---|---|---|---|---|---|---|---|"]
+        "| CLI CPU s / per core | CLI one by one | warm | stored | peak RSS GiB: serial / CLI / CLI one by one |",
+        "|---|---|---|---|---|---|---|---|---|---|---|"]
     for algo, runs in result["algos"].items():
         cells = [f"{median(r[prog]['trace_lower_seconds'] for r in runs['cold']):.1f} / "
                  f"{median(r[prog]['compile_seconds'] for r in runs['cold']):.1f}" for prog in ("init", "advance")]
         cli = [r["cli"]["wall_seconds"] for r in runs["cli"]]
         one_by_one = [r["cli_serial"]["wall_seconds"] for r in runs["cli_serial"]]
+        cpu = median(r["cli"].get("cpu", float("nan")) for r in runs["cli"])
         lines.append(f"| {algo} | {cells[0]} | {cells[1]} | {median(map(_total, runs['cold'])):.1f} | "
-                     f"**{median(cli):.1f}** | {', '.join(f'{c:.1f}' for c in cli)} | {median(one_by_one):.1f} | "
+                     f"**{median(cli):.1f}** | {', '.join(f'{c:.1f}' for c in cli)} | "
+                     f"{cpu:.1f} / {cpu / result['cores']:.1f} | {median(one_by_one):.1f} | "
                      f"{_total(runs['warm']):.1f} | {_total(runs['stored']):.1f} | {_rss(runs['cold'])} / "
                      f"{_rss(runs['cli'])} / {_rss(runs['cli_serial'])} |")
     partrows = [(a, k, v) for a, r in result["algos"].items() for k, v in r["cold"][0].items() if k.startswith("part")]
