@@ -12,7 +12,9 @@ directory (warm: what a repeated run or sweep group pays). Writes JSON and a Mar
 which part the compiler spends its time on. `--passes` adds one cold build per algorithm with
 XLA's pass timing logged (`TF_CPP_VMODULE=hlo_pass_pipeline=1`; not counted in the medians) and
 reports the seconds per HLO pass: what of the XLA compile is HLO optimisation, the rest being
-code generation.
+code generation. `--programs` instead compiles the CLI's three programs (`init`, `chunk`,
+`end_period`) one after another in each fresh process and reports wall and CPU seconds per
+program (NAME_programs.md / .json): which program the compiler's work goes to.
 """
 
 from __future__ import annotations
@@ -94,6 +96,13 @@ def measure(algo: str, env: str, seeds: int, parts: bool, mode: str = "serial") 
                      "cpu": cpu_seconds() - c0}
         out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         return out
+    if mode == "programs":                        # each of the CLI's three programs compiled alone
+        timed_build("init", batched(prog.init), keys, hps)
+        state = jax.eval_shape(batched(prog.init), keys, hps)
+        _, (last, ended) = jax.eval_shape(batched(prog.chunk), state, hps)
+        timed_build("chunk", batched(prog.chunk), state, hps)
+        timed_build("end_period", batched(prog.end_period), state, (ended,) * cfg.chunks_per_eval, last)
+        return out
     if mode == "stored":
         for name, fn, args_ in (("init", prog.init, (keys, hps)), ("advance", prog.advance, None)):
             t0 = time.perf_counter()
@@ -131,6 +140,9 @@ def main(argv=None) -> int:
     ap.add_argument("--parts", action="store_true", help="also compile each part of the loop alone")
     ap.add_argument("--passes", action="store_true",
                     help="also time XLA's HLO passes (one more cold build per algorithm, not in the medians)")
+    ap.add_argument("--programs", action="store_true",
+                    help="only compile the CLI's three programs (init, chunk, end_period) one by one, each in "
+                         "a fresh process with an empty cache, wall and CPU seconds apart; writes NAME_programs.*")
     ap.add_argument("--out", default="results/compile_time")
     ap.add_argument("--name", default="cpu")
     ap.add_argument("--one", help=argparse.SUPPRESS)
@@ -168,6 +180,15 @@ def main(argv=None) -> int:
                            for k, v in out.items() if isinstance(v, dict)}, flush=True)
         return out
 
+    if args.programs:
+        for algo in args.algos.split(","):
+            runs = []
+            for _ in range(args.repeats):
+                with tempfile.TemporaryDirectory() as cache:
+                    runs.append(child(algo, cache, "programs"))
+            result["algos"][algo] = runs
+            save_programs(result, args, command)
+        return 0
     for algo in args.algos.split(","):
         runs = {"cold": [], "cli": [], "cli_serial": []}
         for r in range(args.repeats):                 # each cold build in its own empty cache
@@ -212,6 +233,36 @@ def _rss(runs: list) -> str:
     from statistics import median
 
     return f"{median(r['peak_rss_bytes'] for r in runs) / 2**30:.2f}"
+
+
+PROGRAMS = ("init", "chunk", "end_period")
+
+
+def save_programs(result, args, command) -> None:
+    """NAME_programs.json / .md: trace + lower, XLA compile and XLA CPU seconds of each program."""
+    from statistics import median
+
+    from _timing import md_header
+
+    from jaxdyna.io import write_json, write_text
+
+    out = Path(args.out)
+    write_json(out / f"{args.name}_programs.json", result)
+    lines = md_header(f"The CLI's programs compiled one by one ({result['env']}, {result['seeds']} runs per "
+                      "program)", command, result["provenance"]) + [
+        "", f"Medians of {result['repeats']} cold build(s), each a fresh process with an empty compilation cache "
+        "compiling `init`, `chunk` and `end_period` one after another. Cells: trace + lower seconds / XLA compile "
+        "seconds (wall) / XLA compile CPU seconds (user + system, every thread).", "",
+        "| algo | " + " | ".join(f"`{p}`" for p in PROGRAMS) + " | XLA CPU s, all three |",
+        "|---|" + "---|" * (len(PROGRAMS) + 1)]
+    for algo, runs in result["algos"].items():
+        med = {p: {k: median(r[p][k] for r in runs) for k in ("trace_lower_seconds", "compile_seconds", "compile_cpu")}
+               for p in PROGRAMS}
+        cells = [f"{m['trace_lower_seconds']:.1f} / {m['compile_seconds']:.1f} / {m['compile_cpu']:.1f}"
+                 for m in med.values()]
+        total = median(sum(r[p]["compile_cpu"] for p in PROGRAMS) for r in runs)
+        lines.append(f"| {algo} | " + " | ".join(cells) + f" | {total:.1f} |")
+    write_text(out / f"{args.name}_programs.md", "\n".join(lines) + "\n")
 
 
 def save(result, args, command) -> None:

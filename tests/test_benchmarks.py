@@ -1,5 +1,6 @@
 """The benchmark scripts' own logic: budgets, bad input, tables and plots (no timing here)."""
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -236,3 +237,15 @@ def test_compile_time_sums_xla_pass_times_over_modules_and_units():
     assert list(got) == ["algsimp", "fusion", "dce"]
     assert got["algsimp"] == pytest.approx(1.52) and got["fusion"] == pytest.approx(0.75)
     assert got["dce"] == pytest.approx(250e-6)
+
+
+def test_compile_time_programs_table_takes_medians_and_sums_the_cpu(tmp_path):
+    def run(scale):
+        return {p: {"trace_lower_seconds": 1.0 * scale, "compile_seconds": 2.0 * scale, "compile_cpu": 3.0 * scale}
+                for p in compile_time.PROGRAMS}
+    result = {"env": "inverted_pendulum", "seeds": 2, "repeats": 3, "algos": {"mbpo": [run(1), run(2), run(10)]},
+              "provenance": {"command": "c", "git_revision": "r", "device": "cpu", "versions": {}}}
+    compile_time.save_programs(result, argparse.Namespace(out=str(tmp_path), name="x"), "c")
+    row = next(line for line in (tmp_path / "x_programs.md").read_text().splitlines() if line.startswith("| mbpo"))
+    assert row == "| mbpo | 2.0 / 4.0 / 6.0 | 2.0 / 4.0 / 6.0 | 2.0 / 4.0 / 6.0 | 18.0 |"
+    assert json.loads((tmp_path / "x_programs.json").read_text())["algos"]["mbpo"][1]["chunk"]["compile_cpu"] == 6.0
