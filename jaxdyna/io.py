@@ -87,6 +87,19 @@ def git_revision() -> str:
         return "unknown"
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name (Linux: /proc/cpuinfo), None where it cannot be read: machines of one
+    architecture differ (an AMD EPYC against an Intel Xeon with `avx512_bf16`), so CPU figures name it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip() or None
+    except OSError:
+        pass
+    return None
+
+
 def device_description() -> str:
     import jax
 
@@ -95,6 +108,9 @@ def device_description() -> str:
     desc = f"{len(devs)}x {'/'.join(kinds)} ({jax.default_backend()})"
     if jax.default_backend() == "cpu":
         desc += f", {os.cpu_count()} cores, {platform.processor() or platform.machine()}"
+        model = cpu_model()
+        if model:
+            desc += f" ({model})"
     return desc
 
 

@@ -48,3 +48,15 @@ def test_provenance_names_the_compiler_settings_a_figure_was_made_under(monkeypa
     prov = io.provenance("cmd")
     assert prov["settings"] == {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false", "JAX_ENABLE_X64": "1"}
     assert io.describe_settings(prov) == "; settings: XLA_FLAGS=--xla_cpu_multi_thread_eigen=false, JAX_ENABLE_X64=1"
+
+
+def test_cpu_device_description_names_the_cpu_model(monkeypatch, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9B14\nflags\t: fpu\n")
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda p, *a, **k: real_open(cpuinfo if p == "/proc/cpuinfo" else p, *a, **k))
+    assert io.cpu_model() == "AMD EPYC 9B14"
+    desc = io.device_description()
+    assert " cpu (cpu), " in desc and desc.endswith(" (AMD EPYC 9B14)")
+    monkeypatch.setattr("builtins.open", lambda p, *a, **k: (_ for _ in ()).throw(OSError("no such file")))
+    assert io.cpu_model() is None
