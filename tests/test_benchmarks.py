@@ -249,3 +249,22 @@ def test_compile_time_programs_table_takes_medians_and_sums_the_cpu(tmp_path):
     row = next(line for line in (tmp_path / "x_programs.md").read_text().splitlines() if line.startswith("| mbpo"))
     assert row == "| mbpo | 2.0 / 4.0 / 6.0 | 2.0 / 4.0 / 6.0 | 2.0 / 4.0 / 6.0 | 18.0 |"
     assert json.loads((tmp_path / "x_programs.json").read_text())["algos"]["mbpo"][1]["chunk"]["compile_cpu"] == 6.0
+
+
+def test_gpu_session_script_skips_what_does_not_fit_its_budget(tmp_path):
+    """The prepared GPU command: an unknown verb is refused with exit 2; with no budget left every
+    step is skipped, said so in the log, and the run still ends cleanly."""
+    import os
+    import subprocess
+
+    script = ["bash", str(ROOT / "benchmarks" / "gpu_session.sh")]
+    bad = subprocess.run(script + ["start"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "fetch|run" in bad.stderr
+    env = {**os.environ, "OUT": str(tmp_path), "GPU_SESSION_BUDGET": "0", "PYTHON": sys.executable,
+           "GPU_SESSION_WHEELS": str(tmp_path / "no_wheels")}
+    run = subprocess.run(script + ["run"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    log = (tmp_path / "gpu_session.log").read_text()
+    for variant in ("off", "default", "loops"):
+        assert f"skipped physics latency ({variant})" in log
+    assert "skipped the Hopper run" in log and "brax" in log
