@@ -7,8 +7,12 @@
 #     bash benchmarks/gpu_session.sh fetch       # here: .whl/ (about 34 MB, Python 3.12, x86_64)
 #     bash benchmarks/gpu_session.sh run         # there, from the repository root, with .whl carried
 #
+# On a GPU machine that already has the project's dependencies, `run` alone does it (no .whl/: the
+# installed packages are used).
+#
 # `run` installs the wheels into /tmp/site, then, in order of worth, each step capped by what is
-# left of GPU_SESSION_BUDGET seconds (default 540) and skipped once too little is left:
+# left of GPU_SESSION_BUDGET seconds (default 540) and skipped once too little is left (a physics
+# variant needs 340 s left, 100 for itself and 240 kept for the Hopper run):
 #   1. physics step latency of Brax's generalized hopper and of MJX, 8 envs, with XLA's command
 #      buffers (CUDA graphs) off, at XLA's default, and with loops captured too (WHILE,CONDITIONAL):
 #      results/physics_latency/gpu_cmdbuf_{off,default,loops}.*
@@ -62,9 +66,9 @@ run() {
             default) flags="" ;;
             loops) flags="--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,WHILE,CONDITIONAL --xla_gpu_graph_min_graph_size=1" ;;
         esac
-        if (( $(left) < 240 )); then echo "gpu_session: skipped physics latency ($variant): $(left) s left"; continue; fi
+        if (( $(left) < 340 )); then echo "gpu_session: skipped physics latency ($variant): $(left) s left"; continue; fi
         echo "== physics latency, command buffers $variant (XLA_FLAGS='$flags'), $(left) s left"
-        local cmd=(timeout 90 "$PY" benchmarks/physics_latency.py --env hopper
+        local cmd=(timeout 100 "$PY" benchmarks/physics_latency.py --env hopper
                    --backends "${GPU_SESSION_BACKENDS:-generalized,mjx}" --batch 8 --steps "$steps" --repeats 3
                    --out "$stage/results/physics_latency" --name "gpu_cmdbuf_$variant")
         local xf="${XLA_FLAGS:-}${flags:+ $flags}"
