@@ -22,21 +22,25 @@
 # files), beside $OUT/gpu_session.log; `tar -xzf gpu_session.tgz` in the repository root puts each
 # file at its results/ path. GPU_SESSION_BUDGET, GPU_SESSION_SEEDS, GPU_SESSION_PHYSICS_STEPS
 # (default 200), GPU_SESSION_BACKENDS (default generalized,mjx) and GPU_SESSION_SET (space-separated
-# KEY=VALUE config overrides for the Hopper run)
-# shrink it for a smoke run on a CPU.
+# KEY=VALUE config overrides for the Hopper run) shrink it for a smoke run on a CPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-WHEELS=(brax==0.14.2 mujoco==4.0.0 mujoco-core==4.0.0 mujoco-studio==4.0.0 mujoco-mjx==3.17.0
-        jaxopt==0.8.5 ml-collections==1.1.0 tensorboardx==2.6.5 trimesh==5.2.0 flask==3.1.3
-        flask-cors==6.0.5 blinker==1.9.0 itsdangerous==2.2.0 glfw==2.11.0 pyopengl==3.1.10
-        websockets==17.4)
+# what the GPU image lacks of the project's dependencies; the versions are constraints.txt's pins
+WHEELS=(brax mujoco mujoco-core mujoco-studio mujoco-mjx jaxopt ml-collections tensorboardx trimesh
+        flask flask-cors blinker itsdangerous glfw pyopengl websockets)
 
 fetch() {
+    local name pin pins=()
+    for name in "${WHEELS[@]}"; do
+        pin=$(grep -i -E "^${name//-/[-_]}==" constraints.txt) \
+            || { echo "gpu_session: $name has no pin in constraints.txt" >&2; return 2; }
+        pins+=("$pin")
+    done
     mkdir -p .whl
     "$PY" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-        --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl "${WHEELS[@]}" || return 2
+        --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl "${pins[@]}" || return 2
     du -sh .whl
 }
 
@@ -79,10 +83,11 @@ run() {
 
     # 2. the Hopper paper run, MBPO then SAC, in what is left (30 s kept for the archive)
     local rest=$(( $(left) - 30 ))
+    local mbpo_s=$(( rest * 6 / 10 )) sac_s=$(( rest * 4 / 10 ))
     if (( rest >= 120 )); then
-        echo "== Hopper paper run, $seeds seeds, mbpo $(( rest * 6 / 10 )) s + sac $(( rest * 4 / 10 )) s"
+        echo "== Hopper paper run, $seeds seeds, mbpo $mbpo_s s + sac $sac_s s"
         timeout $(( rest + 20 )) "$PY" benchmarks/hopper_paper_run.py --algos mbpo,sac --seeds "$seeds" \
-            --time-limit "$(( rest * 6 / 10 )),$(( rest * 4 / 10 ))" --quiet "${sets[@]}" \
+            --time-limit "$mbpo_s,$sac_s" --quiet "${sets[@]}" \
             --out "$stage/results/hopper_paper_run" --name gpu_session --runs "$stage/runs" \
             || echo "gpu_session: the Hopper run failed or ran out of time"
     else
